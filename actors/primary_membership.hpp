@@ -1,0 +1,70 @@
+// Membership actor of the primary. Owns the list of registered servers and
+// the table of joined secondaries; checks every join (cluster name,
+// version, proof of identity, registration key, registration); sends and
+// watches heartbeats; publishes peer events on membership_events(). It
+// also executes the admin commands that change membership (add-server,
+// remove-server). Spawned and restarted by the node's supervisor.
+//
+//   unknown --join accepted--> online --down_msg / silence / leave--> offline
+//      ^                                                               |
+//      +------------------------ join accepted <------------------------+
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "caf/behavior.hpp"
+#include "caf/group.hpp"
+#include "caf/stateful_actor.hpp"
+
+#include "runtime/node_context.hpp"
+#include "runtime/registry.hpp"
+
+namespace mc {
+
+using steady_time = caf::actor_clock::time_point;
+
+/// A registered secondary as the primary sees it.
+struct member_entry {
+  std::string node;
+  uint64_t incarnation = 0;
+  /// The secondary's membership actor while online, else invalid.
+  caf::actor handle;
+  bool online = false;
+  int64_t since_ms = 0;
+  steady_time last_heard;
+  /// Why the member went offline, or the last rejection.
+  std::string detail;
+};
+
+/// A nonce handed out by a challenge_response, valid once until `expires`.
+struct pending_challenge {
+  std::string nonce;
+  steady_time expires;
+};
+
+struct primary_state {
+  node_context_ptr context;
+  std::unique_ptr<server_registry> registry;
+  std::map<std::string, member_entry> members;
+  std::map<std::string, pending_challenge> challenges;
+  uint64_t heartbeat_sequence = 0;
+  caf::group events;
+  static inline const char* name = "primary_membership";
+};
+
+/// Switches for tests: the deterministic test coordinator has no network.
+struct membership_options {
+  /// Publish the actor on the configured cluster address.
+  bool publish = true;
+};
+
+caf::behavior primary_membership(caf::stateful_actor<primary_state>* self,
+                                 node_context_ptr context, membership_options options);
+
+/// Returns an error sentence if `name` is not a valid node name, else "".
+std::string check_node_name(const std::string& name);
+
+} // namespace mc

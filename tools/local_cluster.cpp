@@ -1,0 +1,124 @@
+#include "tools/local_cluster.hpp"
+
+#include <fstream>
+
+#include <boost/filesystem.hpp>
+
+#include "runtime/node_context.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/tls.hpp"
+
+
+namespace mc {
+
+namespace fs = boost::filesystem;
+
+namespace {
+
+std::string hex(const std::string& bytes) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 0x0f];
+  }
+  return out;
+}
+
+std::string node_ini(const local_cluster_options& options, int index, const fs::path& node_dir,
+                     const fs::path& ca_file) {
+  auto name = local_node_name(index);
+  auto cluster_port = options.base_port + index - 1;
+  auto admin_port = options.base_port + 100 + index - 1;
+  auto primary_port = options.base_port;
+  std::string out;
+  out += "; Role config of " + name + ", written by 'mailclusterctl init-local-cluster'.\n";
+  out += "; config/primary.ini and config/secondary.ini explain every option.\n\n";
+  out += "[cluster]\n";
+  out += "name = \"" + options.cluster_name + "\"\n";
+  out += "node = \"" + name + "\"\n";
+  if (index == 1) {
+    out += "role = \"primary\"\n";
+    out += "listen = \"127.0.0.1:" + std::to_string(cluster_port) + "\"\n";
+  } else {
+    out += "role = \"secondary\"\n";
+    out += "primary = \"127.0.0.1:" + std::to_string(primary_port) + "\"\n";
+  }
+  out += "registration-key = \"" + hex(tls::random_bytes(16)) + "\"\n";
+  out += "heartbeat-interval = 100ms\n";
+  out += "failure-timeout = 1s\n\n";
+  out += "[admin]\n";
+  out += "listen = \"127.0.0.1:" + std::to_string(admin_port) + "\"\n\n";
+  out += "[storage]\n";
+  out += "state-dir = \"" + (node_dir / "state").string() + "\"\n\n";
+  out += "[log]\n";
+  out += "file = \"" + (node_dir / "cluster.log").string() + "\"\n";
+  out += "level = \"info\"\n";
+  out += "console = false\n\n";
+  out += "[openssl]\n";
+  out += "certificate = \"" + (node_dir / "tls" / "node.pem").string() + "\"\n";
+  out += "key = \"" + (node_dir / "tls" / "node.key").string() + "\"\n";
+  out += "cafile = \"" + ca_file.string() + "\"\n";
+  return out;
+}
+
+std::string write_text(const fs::path& file, const std::string& text) {
+  std::ofstream out(file.string());
+  out << text;
+  out.close();
+  if (!out)
+    return "cannot write '" + file.string() + "'";
+  return {};
+}
+
+} // namespace
+
+std::string local_node_name(int index) {
+  return "mx" + std::to_string(index);
+}
+
+std::string init_local_cluster(const local_cluster_options& options) {
+  if (options.nodes < 2 || options.nodes > 50)
+    return "--nodes " + std::to_string(options.nodes)
+           + " is out of range: a cluster has 2 to 50 nodes";
+  if (options.base_port < 1024 || options.base_port + 100 + options.nodes > 65535)
+    return "--base-port " + std::to_string(options.base_port)
+           + " is out of range: use 1024 to " + std::to_string(65535 - 100 - options.nodes);
+  boost::system::error_code ec;
+  auto root = fs::absolute(options.dir);
+  if (fs::exists(root / local_node_name(1) / "node.ini", ec))
+    return "'" + root.string() + "' already holds a cluster; choose an empty directory";
+  fs::create_directories(root / "ca", ec);
+  if (ec)
+    return "cannot create '" + (root / "ca").string() + "': " + ec.message();
+  auto ca_file = root / "ca" / "ca.pem";
+  auto ca_key = root / "ca" / "ca.key";
+  auto made = tls::make_ca({options.cluster_name + " cluster CA"}, ca_file.string(),
+                           ca_key.string());
+  if (!made.ok)
+    return made.error;
+  server_registry registry((root / local_node_name(1) / "state" / "registered-servers.json").string());
+  for (int i = 1; i <= options.nodes; ++i) {
+    auto name = local_node_name(i);
+    auto node_dir = root / name;
+    fs::create_directories(node_dir / "tls", ec);
+    if (!ec)
+      fs::create_directories(node_dir / "state", ec);
+    if (ec)
+      return "cannot create '" + node_dir.string() + "': " + ec.message();
+    tls::cert_options cert{name};
+    made = tls::make_node_certificate(cert, ca_file.string(), ca_key.string(),
+                                      (node_dir / "tls" / "node.pem").string(),
+                                      (node_dir / "tls" / "node.key").string());
+    if (!made.ok)
+      return made.error;
+    if (auto error = write_text(node_dir / "node.ini", node_ini(options, i, node_dir, ca_file));
+        !error.empty())
+      return error;
+    if (i > 1)
+      registry.add(name, wall_clock_ms());
+  }
+  return registry.save();
+}
+
+} // namespace mc

@@ -39,7 +39,8 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
         });
       },
       [=](caf::error& err) {
-        logger()->error("cannot listen on admin address {}: {}; check admin.listen",
+        logger()->error("cannot listen on admin address {}: {}; check admin.listen and whether "
+                        "another process uses the port",
                         to_string(address), self->system().render(err));
         self->quit(err);
       });

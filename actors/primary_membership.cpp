@@ -306,7 +306,8 @@ void publish_listener(self_ptr self) {
         });
       },
       [=](caf::error& err) {
-        logger()->error("cannot listen on cluster address {}:{}: {}; check cluster.listen",
+        logger()->error("cannot listen on cluster address {}:{}: {}; check cluster.listen and "
+                        "whether another process uses the port",
                         host, port, self->system().render(err));
         self->quit(err);
       });

@@ -164,6 +164,15 @@ void configure_actor_system(caf::actor_system_config& cfg, const node_config& co
 }
 
 int run_node(int argc, char** argv) {
+  // Block the stop signals before any thread starts (spdlog's flusher, CAF's
+  // workers), because threads inherit the mask. One thread of ours waits
+  // for them with sigwait().
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
   auto args = parse_command_line(argc, argv);
   if (args.show_help) {
     std::cout << usage;
@@ -213,14 +222,6 @@ int run_node(int argc, char** argv) {
            config.node_name, to_string(config.role), config.cluster_name, context->version,
            context->incarnation, config.file);
 
-  // Block the stop signals in every thread (CAF's threads inherit the mask);
-  // one thread of ours waits for them with sigwait().
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
   int result = exit_ok;
   {
     caf::actor_system_config cfg;
@@ -242,8 +243,11 @@ int run_node(int argc, char** argv) {
       if (msg.reason == caf::exit_reason::user_shutdown) {
         lg->info("node {} stopped", config.node_name);
       } else {
-        lg->error("node {} stopping after a failure: {}", config.node_name,
-                  system.render(msg.reason));
+        auto reason = system.render(msg.reason);
+        lg->error("node {} stopping after a failure: {}", config.node_name, reason);
+        // The log may go to a file only; say it on stderr too.
+        std::cerr << "mailclusterd: node " << config.node_name << " stopped after a failure: "
+                  << reason << "; see " << config.log_file << "\n";
         result = exit_failure;
       }
     });

@@ -1,6 +1,7 @@
 #include "tools/ctl.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -161,8 +162,11 @@ void print_status_table(const node_status& status) {
   }
 }
 
+int send_command(caf::actor_system& system, const ctl_args& args, const node_config& config,
+                 const admin_command& command);
+
 // Connects to the node's admin endpoint and runs one command; the whole
-// exchange is bounded by args.timeout_ms.
+// exchange is bounded by args.timeout_ms. Ends the process.
 int talk_to_node(const ctl_args& args) {
   auto loaded = load_node_config(args.config_file);
   if (!loaded.config) {
@@ -188,6 +192,17 @@ int talk_to_node(const ctl_args& args) {
   caf::actor_system_config cfg;
   configure_actor_system(cfg, config);
   caf::actor_system system{cfg};
+  auto result = send_command(system, args, config, command);
+  // Skip the actor system's shutdown: after a timed-out connect to a hung
+  // node, CAF's middleman would wait for that connect without a limit.
+  std::cout.flush();
+  std::cerr.flush();
+  std::_Exit(result);
+}
+
+int send_command(caf::actor_system& system, const ctl_args& args, const node_config& config,
+                 const admin_command& command) {
+  auto& verb = command.verb;
   caf::scoped_actor self{system};
   auto timeout = std::chrono::milliseconds(args.timeout_ms);
   auto target = to_string(config.admin_listen);

@@ -56,7 +56,8 @@ void publish_event(self_ptr self, const std::string& node, bool online, const st
   self->send(self->state.events, peer_event_msg{node, "secondary", online, reason});
 }
 
-// Marks a member offline and tells everyone; a no-op if it is offline.
+// Marks a member offline and publishes the change. Does nothing if the member
+// is offline already.
 void mark_offline(self_ptr self, member_entry& member, const std::string& reason) {
   if (!member.online)
     return;

@@ -26,7 +26,7 @@ namespace mc {
 
 using steady_time = caf::actor_clock::time_point;
 
-/// A registered secondary as the primary sees it.
+/// A registered secondary in the primary's membership table.
 struct member_entry {
   std::string node;
   uint64_t incarnation = 0;
@@ -35,7 +35,7 @@ struct member_entry {
   bool online = false;
   int64_t since_ms = 0;
   steady_time last_heard;
-  /// Why the member went offline, or the last rejection.
+  /// Reason for the last offline state or rejection.
   std::string detail;
 };
 

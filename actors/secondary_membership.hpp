@@ -44,7 +44,7 @@ struct secondary_state {
   steady_time last_heard;
   bool heard_once = false;
   caf::timespan backoff{0};
-  /// Why the last join attempt failed; empty while joined.
+  /// Reason the last join attempt failed; empty while joined.
   std::string join_error;
   /// The last failure written to the log, so that retries log once per change.
   std::string logged_error;

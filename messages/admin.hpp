@@ -11,7 +11,7 @@
 
 namespace mc {
 
-/// mailclusterctl -> node: asks for a node_status.
+/// mailclusterctl -> node: a request for a node_status.
 struct status_request {
   /// Unused; CAF cannot serialize an empty struct in 0.17.
   uint8_t reserved = 0;
@@ -22,7 +22,7 @@ typename Inspector::result_type inspect(Inspector& f, status_request& x) {
   return f(caf::meta::type_name("status_request"), x.reserved);
 }
 
-/// One peer as this node sees it.
+/// One peer in this node's view of the cluster.
 struct peer_status {
   std::string node;
   /// "primary" or "secondary".
@@ -38,7 +38,7 @@ struct peer_status {
   /// Node that reported this state: this node, or the primary for other
   /// secondaries.
   std::string observed_by;
-  /// Why the peer is offline or rejected, empty otherwise.
+  /// Reason the peer is offline or rejected, empty otherwise.
   std::string detail;
 };
 
@@ -48,7 +48,7 @@ typename Inspector::result_type inspect(Inspector& f, peer_status& x) {
            x.last_heartbeat_ms, x.observed_by, x.detail);
 }
 
-/// node -> mailclusterctl: what the node sees of the cluster.
+/// node -> mailclusterctl: the node's view of the cluster.
 struct node_status {
   std::string cluster;
   std::string node;
@@ -75,7 +75,7 @@ typename Inspector::result_type inspect(Inspector& f, node_status& x) {
 }
 
 /// mailclusterctl -> node: a command that may change cluster state, such
-/// as add-server. Answered by an admin_result.
+/// as add-server. The node replies with an admin_result.
 struct admin_command {
   std::string verb;
   std::vector<std::string> args;

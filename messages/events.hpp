@@ -17,7 +17,7 @@ struct peer_event_msg {
   /// "primary" or "secondary".
   std::string role;
   bool online = false;
-  /// Why the state changed, e.g. "connection lost" or "no heartbeat for 1003 ms".
+  /// Reason for the change, e.g. "connection lost" or "no heartbeat for 1003 ms".
   std::string reason;
 };
 

@@ -12,8 +12,8 @@
 
 namespace mc {
 
-/// Secondary -> primary, first step of the join handshake: asks for a
-/// nonce to sign. The primary answers with a challenge_response.
+/// Secondary -> primary, first step of the join handshake: a request for a
+/// nonce to sign. The primary replies with a challenge_response.
 struct challenge_request {
   /// Name the secondary wants to join under.
   std::string node;
@@ -46,8 +46,8 @@ typename Inspector::result_type inspect(Inspector& f, challenge_response& x) {
            x.signature);
 }
 
-/// Secondary -> primary, second step: the join itself, answered by a
-/// join_response.
+/// Secondary -> primary, second step: the join itself. The primary replies
+/// with a join_response.
 struct join_request {
   std::string cluster;
   std::string node;
@@ -144,7 +144,7 @@ typename Inspector::result_type inspect(Inspector& f, rejoin_msg& x) {
   return f(caf::meta::type_name("rejoin_msg"), x.reason);
 }
 
-/// One cluster member as the primary sees it.
+/// One cluster member in the primary's view.
 struct member_info {
   std::string node;
   /// "primary" or "secondary".
@@ -170,7 +170,7 @@ typename Inspector::result_type inspect(Inspector& f, roster_msg& x) {
   return f(caf::meta::type_name("roster_msg"), x.members);
 }
 
-/// Returns the bytes a secondary signs to prove it holds the key of its
+/// Returns the bytes a secondary signs to prove it has the private key of its
 /// certificate: binds cluster, node, incarnation and the primary's nonce.
 std::string join_proof_data(const std::string& cluster, const std::string& node,
                             uint64_t incarnation, const std::string& nonce);

@@ -245,7 +245,7 @@ int run_node(int argc, char** argv) {
       } else {
         auto reason = system.render(msg.reason);
         lg->error("node {} stopping after a failure: {}", config.node_name, reason);
-        // The log may go to a file only; say it on stderr too.
+        // The log may go to a file only, so write the reason to stderr too.
         std::cerr << "mailclusterd: node " << config.node_name << " stopped after a failure: "
                   << reason << "; see " << config.log_file << "\n";
         result = exit_failure;

@@ -1,0 +1,79 @@
+// The replication file list of a managed configuration directory: every
+// regular file with its relative path, size, mode, modification time and
+// SHA-256, walked with Boost.Filesystem. The primary builds it; secondaries
+// compare it with their own to find what to fetch and what to delete.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mc {
+
+/// One regular file of the managed directory.
+struct file_entry {
+  /// Path relative to the managed directory, '/'-separated.
+  std::string path;
+  uint64_t size = 0;
+  /// Permission bits (st_mode & 07777).
+  uint32_t mode = 0;
+  /// Modification time, nanoseconds since the Unix epoch.
+  int64_t mtime_ns = 0;
+  /// Lower-case hex SHA-256 of the content.
+  std::string sha256;
+};
+
+/// Files of a scan, sorted by path.
+using file_list = std::vector<file_entry>;
+
+/// Paths that are never replicated.
+struct exclusion_rules {
+  /// Names of top-level entries (files or folders) that are skipped whole,
+  /// e.g. "Users" or "Public Folders".
+  std::vector<std::string> top_level;
+  /// File name suffixes that are skipped anywhere, e.g. ".lock".
+  std::vector<std::string> suffixes;
+  /// Absolute paths inside the tree that are skipped (the node's own state
+  /// and log directories when they live there).
+  std::vector<std::string> absolute;
+};
+
+/// Returns the default rules: the shared folders (Users, Public Folders,
+/// LockFiles, PEM, Archives, Digests, Gateways, Queues) and lock files.
+exclusion_rules default_exclusions();
+
+/// Result of scan_tree().
+struct scan_result {
+  file_list files;
+  uint64_t bytes = 0;
+  /// Files that could not be read, each with the reason; they are left out
+  /// of `files` so that the rest still replicates.
+  std::vector<std::string> errors;
+};
+
+/// Walks `root` and returns its file list. Files whose size and mtime equal
+/// those in `previous` keep their old hash instead of being read again.
+/// Symbolic links and special files are skipped.
+scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
+                      const file_list& previous = {});
+
+/// Differences between a local list and the primary's list.
+struct file_list_diff {
+  /// Paths whose content differs or that are missing locally.
+  std::vector<std::string> fetch;
+  /// Paths whose content matches but whose mode differs.
+  std::vector<std::string> change_mode;
+  /// Local paths that the primary does not have.
+  std::vector<std::string> remove;
+};
+
+file_list_diff diff_file_lists(const file_list& local, const file_list& primary);
+
+/// Checks a relative path received from a peer before it is used: returns
+/// "" if safe, else the reason. Rejects empty and absolute paths, "." and
+/// ".." components, empty components, NUL bytes, backslashes, components
+/// over 255 bytes and paths over 4096 bytes.
+std::string check_relative_path(const std::string& path);
+
+} // namespace mc

@@ -1,0 +1,81 @@
+// Atomic, durable writes of a batch of files below one root directory.
+//
+// Each file is written to a temporary file in its target directory. When
+// the batch is committed, one syncfs() puts the data of every file on disk,
+// then each temporary file is renamed over its target, then each touched
+// directory is synced. A reader sees every file either wholly old or wholly
+// new, and one sync barrier per batch costs far less than one fsync per file.
+//
+// Paths come from peers, so every directory below the root is opened with
+// O_NOFOLLOW: a symbolic link planted in the tree cannot redirect a write
+// outside it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mc {
+
+class batch_writer {
+public:
+  /// Writes below `root`, which must exist.
+  explicit batch_writer(std::string root);
+
+  /// Removes the temporary files of an uncommitted batch.
+  ~batch_writer();
+
+  batch_writer(const batch_writer&) = delete;
+  batch_writer& operator=(const batch_writer&) = delete;
+
+  /// Starts a file at `relative` (checked with check_relative_path()),
+  /// creating missing parent directories. Returns "" or the reason.
+  std::string begin(const std::string& relative, uint32_t mode);
+
+  /// Appends to the file begun last. Returns "" or the reason (e.g. ENOSPC).
+  std::string append(const char* data, size_t size);
+
+  /// Closes the file begun last and checks its SHA-256 against
+  /// `expected_sha256` (lower-case hex). Returns "" or the reason; on a
+  /// mismatch the temporary file is removed.
+  std::string finish(const std::string& expected_sha256);
+
+  /// Syncs the data of every finished file, renames each over its target
+  /// and syncs the directories. Returns "" or the reason; files renamed
+  /// before a failure stay renamed, the rest are removed.
+  std::string commit();
+
+  /// Removes the temporary files of the batch.
+  void abort();
+
+  /// Number of finished files waiting for commit(). NOTE: each keeps its
+  /// directory open until commit(), so callers should commit every few
+  /// hundred files to stay below the process's file descriptor limit.
+  size_t pending() const {
+    return finished_.size();
+  }
+
+private:
+  struct pending_file {
+    std::string relative;
+    std::string temporary;
+    int dir_fd = -1;
+    std::string name;
+  };
+
+  std::string open_parent(const std::string& relative, int& dir_fd, std::string& name);
+  void discard(pending_file& file);
+
+  std::string root_;
+  int root_fd_ = -1;
+  /// The file being written, if any.
+  int current_fd_ = -1;
+  pending_file current_;
+  struct digest_state;
+  std::unique_ptr<digest_state> digest_;
+  std::vector<pending_file> finished_;
+};
+
+} // namespace mc

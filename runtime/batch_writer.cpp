@@ -27,12 +27,7 @@ std::string errno_text() {
 // Returns a name for a temporary file next to `name`; the random part keeps
 // concurrent or leftover batches apart.
 std::string temporary_name(const std::string& name) {
-  std::string random;
-  for (unsigned char c : tls::random_bytes(6)) {
-    static const char digits[] = "0123456789abcdef";
-    random += digits[c >> 4];
-    random += digits[c & 0x0f];
-  }
+  auto random = tls::hex_encode(tls::random_bytes(6));
   auto prefix = name.substr(0, 200);
   return ".mc-tmp." + random + "." + prefix;
 }
@@ -133,12 +128,7 @@ std::string batch_writer::finish(const std::string& expected_sha256) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(digest_->ctx.get(), digest, &length);
-  static const char digits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += digits[digest[i] >> 4];
-    hex += digits[digest[i] & 0x0f];
-  }
+  auto hex = tls::hex_encode(std::string(reinterpret_cast<char*>(digest), length));
   auto closed = ::close(current_fd_);
   current_fd_ = -1;
   if (closed != 0) {

@@ -11,6 +11,8 @@
 #include <boost/filesystem.hpp>
 #include <openssl/evp.h>
 
+#include "runtime/tls.hpp"
+
 namespace mc {
 
 namespace fs = boost::filesystem;
@@ -52,12 +54,7 @@ std::string hash_file(const std::string& path, std::string& hex) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  static const char digits[] = "0123456789abcdef";
-  hex.clear();
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += digits[digest[i] >> 4];
-    hex += digits[digest[i] & 0x0f];
-  }
+  hex = tls::hex_encode(std::string(reinterpret_cast<char*>(digest), length));
   return {};
 }
 

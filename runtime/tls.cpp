@@ -750,6 +750,10 @@ std::string fingerprint(const std::string& certificate_pem) {
   return to_hex(digest, size, true, ":");
 }
 
+std::string hex_encode(const std::string& bytes) {
+  return to_hex(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), false, "");
+}
+
 std::string sha256_hex(const std::string& data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;

@@ -51,6 +51,9 @@ std::string fingerprint(const std::string& certificate_pem);
 /// Returns the lower-case hex SHA-256 digest of `data`.
 std::string sha256_hex(const std::string& data);
 
+/// Returns `bytes` as lower-case hex, two digits per byte.
+std::string hex_encode(const std::string& bytes);
+
 /// Returns `n` bytes from OpenSSL's CSPRNG.
 std::string random_bytes(size_t n);
 

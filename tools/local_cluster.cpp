@@ -15,16 +15,6 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-std::string hex(const std::string& bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 0x0f];
-  }
-  return out;
-}
-
 std::string node_ini(const local_cluster_options& options, int index, const fs::path& node_dir,
                      const fs::path& ca_file) {
   auto name = local_node_name(index);
@@ -44,7 +34,7 @@ std::string node_ini(const local_cluster_options& options, int index, const fs::
     out += "role = \"secondary\"\n";
     out += "primary = \"127.0.0.1:" + std::to_string(primary_port) + "\"\n";
   }
-  out += "registration-key = \"" + hex(tls::random_bytes(16)) + "\"\n";
+  out += "registration-key = \"" + tls::hex_encode(tls::random_bytes(16)) + "\"\n";
   out += "heartbeat-interval = 100ms\n";
   out += "failure-timeout = 1s\n\n";
   out += "[admin]\n";

@@ -195,6 +195,16 @@ void on_tick(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
   auto now = self->clock().now();
+  auto stall = local_stall(st.last_tick, now, config.failure_timeout);
+  st.last_tick = now;
+  if (stall.count() > 0) {
+    logger()->warn("this node was stalled for {} ms (paused or starved of CPU) -> restarting the "
+                   "silence timers of {} members",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(stall).count(),
+                   st.members.size());
+    for (auto& [name, member] : st.members)
+      member.last_heard = now;
+  }
   heartbeat_msg beat{config.node_name, st.context->incarnation, ++st.heartbeat_sequence};
   for (auto& [name, member] : st.members) {
     if (!member.online)
@@ -315,6 +325,15 @@ void publish_listener(self_ptr self) {
 }
 
 } // namespace
+
+caf::timespan local_stall(steady_time last_tick, steady_time now, caf::timespan failure_timeout) {
+  if (last_tick == steady_time{})
+    return caf::timespan{0};
+  auto gap = now - last_tick;
+  if (gap > failure_timeout / 2)
+    return std::chrono::duration_cast<caf::timespan>(gap);
+  return caf::timespan{0};
+}
 
 std::string check_node_name(const std::string& name) {
   if (name.empty() || name.size() > 64)

@@ -51,6 +51,8 @@ struct primary_state {
   std::map<std::string, member_entry> members;
   std::map<std::string, pending_challenge> challenges;
   uint64_t heartbeat_sequence = 0;
+  /// When the last tick ran; a much later tick means this node was stalled.
+  steady_time last_tick;
   caf::group events;
   static inline const char* name = "primary_membership";
 };
@@ -63,6 +65,12 @@ struct membership_options {
 
 caf::behavior primary_membership(caf::stateful_actor<primary_state>* self,
                                  node_context_ptr context, membership_options options);
+
+/// Returns how long this node itself was stalled (paused, or starved of
+/// CPU) if the tick at `now` comes more than half the failure timeout after
+/// the previous one at `last_tick`, else zero. Peers are not to blame for
+/// silence during such a stall.
+caf::timespan local_stall(steady_time last_tick, steady_time now, caf::timespan failure_timeout);
 
 /// Returns an error sentence if `name` is not a valid node name, else "".
 std::string check_node_name(const std::string& name);

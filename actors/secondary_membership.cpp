@@ -26,6 +26,10 @@ constexpr size_t nonce_size = 32;
 // cluster.reconnect-max-backoff.
 constexpr caf::timespan initial_backoff = std::chrono::milliseconds(50);
 
+// Connects that fail with connection_timeout are retried after
+// initial_backoff this many times in a row before the backoff grows.
+constexpr int max_quick_retries = 3;
+
 // Delay before asking again after the primary rejected the join. Rejections
 // need an operator (add-server, a fixed config), so retries are slower.
 constexpr caf::timespan rejected_retry = std::chrono::seconds(2);
@@ -56,6 +60,11 @@ void attempt_failed(self_ptr self, const std::string& reason, bool rejected) {
   if (rejected) {
     st.phase = secondary_phase::rejected;
     delay = std::max<caf::timespan>(rejected_retry, st.context->config.reconnect_max_backoff);
+  } else if (st.connect_timeouts > 0 && st.connect_timeouts <= max_quick_retries) {
+    // CAF can close a new connection with connection_timeout during the
+    // TLS handshake when its heartbeat tick comes first; retry at once.
+    st.phase = secondary_phase::connecting;
+    delay = initial_backoff;
   } else {
     st.phase = secondary_phase::connecting;
     st.backoff = st.backoff.count() == 0 ? initial_backoff : st.backoff * 2;
@@ -212,9 +221,12 @@ void try_join(self_ptr self) {
           attempt_failed(self, "connection to the old primary process is still closing", false);
           return;
         }
+        self->state.connect_timeouts = 0;
         start_handshake(self, primary);
       },
       [=](caf::error& err) {
+        auto& st = self->state;
+        st.connect_timeouts = err == caf::sec::connection_timeout ? st.connect_timeouts + 1 : 0;
         attempt_failed(self, "cannot connect: " + self->system().render(err), false);
       });
 }
@@ -222,6 +234,15 @@ void try_join(self_ptr self) {
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
+  auto now = self->clock().now();
+  auto stall = local_stall(st.last_tick, now, config.failure_timeout);
+  st.last_tick = now;
+  if (stall.count() > 0 && st.phase == secondary_phase::joined) {
+    logger()->warn("this node was stalled for {} ms (paused or starved of CPU) -> restarting the "
+                   "primary's silence timer",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(stall).count());
+    st.last_heard = now;
+  }
   if (st.phase == secondary_phase::joined) {
     auto silence = std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now()
                                                                           - st.last_heard);

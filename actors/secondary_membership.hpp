@@ -50,6 +50,10 @@ struct secondary_state {
   std::string logged_error;
   std::vector<member_info> roster;
   uint64_t heartbeat_sequence = 0;
+  /// When the last tick ran; a much later tick means this node was stalled.
+  steady_time last_tick;
+  /// Consecutive connects that failed with CAF's connection_timeout.
+  int connect_timeouts = 0;
   caf::group events;
   static inline const char* name = "secondary_membership";
 };

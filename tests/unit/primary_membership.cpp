@@ -342,6 +342,27 @@ CAF_TEST(silent member goes offline after the timeout) {
   CAF_CHECK(offline_event);
 }
 
+CAF_TEST(local stall does not blame members) {
+  CAF_REQUIRE_EQUAL(verdict_of(make_join("mx2", "mx2", "mx2-key-0123456789")),
+                    join_verdict::accepted);
+  advance(std::chrono::milliseconds(300));
+  // One late tick: the primary itself did not run for 3 s.
+  advance_time(std::chrono::seconds(3));
+  sched.run();
+  CAF_CHECK_EQUAL(state_of("mx2"), "online");
+  advance(std::chrono::milliseconds(1200));
+  CAF_CHECK(state_of("mx2").find("offline (no heartbeat for") == 0);
+}
+
+CAF_TEST(local stall threshold is half the timeout) {
+  steady_time start{std::chrono::seconds(100)};
+  auto timeout = std::chrono::milliseconds(1000);
+  CAF_CHECK_EQUAL(local_stall(steady_time{}, start, timeout).count(), 0);
+  CAF_CHECK_EQUAL(local_stall(start, start + std::chrono::milliseconds(500), timeout).count(), 0);
+  CAF_CHECK_EQUAL(local_stall(start, start + std::chrono::milliseconds(501), timeout),
+                  caf::timespan{std::chrono::milliseconds(501)});
+}
+
 CAF_TEST(beating member stays online) {
   CAF_REQUIRE_EQUAL(verdict_of(make_join("mx2", "mx2", "mx2-key-0123456789")),
                     join_verdict::accepted);

@@ -44,7 +44,7 @@ struct node_config {
   /// The primary's cluster address (required on a secondary).
   std::optional<endpoint> primary;
   std::string registration_key;
-  duration heartbeat_interval{100};
+  duration heartbeat_interval{200};
   duration failure_timeout{1000};
   duration reconnect_max_backoff{500};
   duration request_timeout{2000};

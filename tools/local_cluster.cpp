@@ -35,7 +35,7 @@ std::string node_ini(const local_cluster_options& options, int index, const fs::
     out += "primary = \"127.0.0.1:" + std::to_string(primary_port) + "\"\n";
   }
   out += "registration-key = \"" + tls::hex_encode(tls::random_bytes(16)) + "\"\n";
-  out += "heartbeat-interval = 100ms\n";
+  out += "heartbeat-interval = 200ms\n";
   out += "failure-timeout = 1s\n\n";
   out += "[admin]\n";
   out += "listen = \"127.0.0.1:" + std::to_string(admin_port) + "\"\n\n";

@@ -202,7 +202,7 @@ CAF_TEST(minimal secondary config gets defaults) {
   CAF_CHECK_EQUAL(config.primary->port, 4701);
   CAF_CHECK_EQUAL(config.admin_listen.host, "::1");
   CAF_CHECK_EQUAL(config.admin_listen.port, 4802);
-  CAF_CHECK(config.heartbeat_interval == 100ms);
+  CAF_CHECK(config.heartbeat_interval == 200ms);
   CAF_CHECK(config.failure_timeout == 1s);
   CAF_CHECK(config.reconnect_max_backoff == 500ms);
   CAF_CHECK(config.request_timeout == 2s);

@@ -8,6 +8,7 @@
 
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
+#include "runtime/actor_guard.hpp"
 #include "runtime/logging.hpp"
 
 namespace mc {
@@ -25,6 +26,7 @@ caf::actor membership(caf::event_based_actor* self) {
 } // namespace
 
 caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr context) {
+  guard_actor(self, log::admin);
   auto address = context->config.admin_listen;
   auto manager = self->system().openssl_manager().actor_handle();
   self->request(manager, context->config.request_timeout, caf::publish_atom::value, address.port,

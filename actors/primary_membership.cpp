@@ -10,6 +10,7 @@
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "messages/membership.hpp"
+#include "runtime/actor_guard.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/tls.hpp"
 
@@ -346,6 +347,7 @@ std::string check_node_name(const std::string& name) {
 
 caf::behavior primary_membership(caf::stateful_actor<primary_state>* self,
                                  node_context_ptr context, membership_options options) {
+  guard_actor(self, log::membership);
   auto& st = self->state;
   st.context = context;
   st.events = membership_events(self->system());

@@ -11,6 +11,7 @@
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
+#include "runtime/actor_guard.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/tls.hpp"
 
@@ -310,6 +311,7 @@ node_status make_status(self_ptr self) {
 
 caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
                                    node_context_ptr context) {
+  guard_actor(self, log::membership);
   auto& st = self->state;
   st.context = context;
   st.events = membership_events(self->system());
@@ -336,10 +338,9 @@ caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
       if (st.phase == secondary_phase::joined && beat.node == st.primary_node)
         st.last_heard = self->clock().now();
     },
-    [=](const roster_msg& roster) {
-      if (self->state.phase == secondary_phase::joined)
-        self->state.roster = roster.members;
-    },
+    // The primary sends the roster right before its join_response, so it
+    // arrives while this node is still connecting.
+    [=](const roster_msg& roster) { self->state.roster = roster.members; },
     [=](const rejoin_msg& msg) {
       auto& st = self->state;
       if (st.phase == secondary_phase::joined

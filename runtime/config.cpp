@@ -368,7 +368,8 @@ private:
                   "'; quote the whole value");
     for (size_t i = 1; i < value.size(); ++i)
       if (value[i] == '#' && (value[i - 1] == ' ' || value[i - 1] == '\t'))
-        fail_syntax("'#' does not start a comment in CAF's config format; use ';' for comments");
+        fail_syntax("'#' in the value of option '" + result.option
+                    + "' does not start a comment in CAF's config format; use ';' for comments");
     result.value = std::string{value};
   }
 

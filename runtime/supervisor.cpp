@@ -3,6 +3,7 @@
 #include "caf/all.hpp"
 
 #include "messages/atoms.hpp"
+#include "runtime/actor_guard.hpp"
 #include "runtime/logging.hpp"
 
 namespace mc {
@@ -86,6 +87,7 @@ bool is_supervisor_gave_up(const caf::error& reason) {
 
 caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self,
                          std::vector<child_spec> children, restart_policy policy) {
+  guard_actor(self, log::supervisor);
   self->state.children = std::move(children);
   self->state.policy = policy;
   for (auto& spec : self->state.children)

@@ -1,5 +1,6 @@
 #include "tools/ctl.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <iomanip>
@@ -8,6 +9,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -143,11 +145,17 @@ void print_status_table(const node_status& status) {
             << status.join_state << "\n";
   if (!status.join_error.empty())
     std::cout << "Last join error: " << status.join_error << "\n";
+  // Wide enough for the longest name: a primary that never answered is
+  // listed by its address.
+  size_t node_width = std::max<size_t>(12, status.node.size());
+  for (auto& peer : status.peers)
+    node_width = std::max(node_width, peer.node.size());
+  auto node_column = static_cast<int>(node_width + 2);
   std::cout << "\n"
-            << std::left << std::setw(14) << "NODE" << std::setw(11) << "ROLE" << std::setw(9)
+            << std::left << std::setw(node_column) << "NODE" << std::setw(11) << "ROLE" << std::setw(9)
             << "STATE" << std::setw(26) << "SINCE" << std::setw(16) << "LAST HEARTBEAT"
             << "DETAIL\n";
-  std::cout << std::setw(14) << status.node << std::setw(11) << status.role << std::setw(9)
+  std::cout << std::setw(node_column) << status.node << std::setw(11) << status.role << std::setw(9)
             << "online" << std::setw(26) << "-" << std::setw(16) << "-"
             << "this node\n";
   for (auto& peer : status.peers) {
@@ -156,7 +164,7 @@ void print_status_table(const node_status& status) {
     auto detail = peer.detail;
     if (peer.observed_by != status.node && !peer.observed_by.empty())
       detail = "as seen by " + peer.observed_by + (detail.empty() ? "" : "; " + detail);
-    std::cout << std::setw(14) << peer.node << std::setw(11) << peer.role << std::setw(9)
+    std::cout << std::setw(node_column) << peer.node << std::setw(11) << peer.role << std::setw(9)
               << peer.state << std::setw(26) << format_since(peer.since_ms) << std::setw(16)
               << heartbeat << detail << "\n";
   }
@@ -215,13 +223,30 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
   caf::actor admin;
   std::string connect_error;
   auto manager = system.openssl_manager().actor_handle();
-  self->request(manager, timeout, caf::connect_atom::value, config.admin_listen.host,
-                config.admin_listen.port)
-    .receive(
-      [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-        admin = caf::actor_cast<caf::actor>(ptr);
-      },
-      [&](caf::error& err) { connect_error = system.render(err); });
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  // CAF can close a new connection with connection_timeout during the TLS
+  // handshake when its heartbeat tick comes first, so such failures are
+  // retried until the deadline.
+  for (bool retry = true; retry;) {
+    retry = false;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      break;
+    self->request(manager, left, caf::connect_atom::value, config.admin_listen.host,
+                  config.admin_listen.port)
+      .receive(
+        [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+          admin = caf::actor_cast<caf::actor>(ptr);
+        },
+        [&](caf::error& err) {
+          connect_error = system.render(err);
+          if (err == caf::sec::connection_timeout) {
+            retry = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        });
+  }
   if (!admin)
     return unreachable(connect_error.empty() ? "no admin endpoint at that address"
                                              : connect_error);

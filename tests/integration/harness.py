@@ -44,16 +44,6 @@ POLL_INTERVAL_S = 0.1
 # Number of log lines per file that failure messages include.
 TAIL_LINES = 25
 
-# Number of runs of one mailclusterctl command that fails to connect with
-# SPURIOUS_CONNECT_FAILURE, and the pause between them, see Cluster.ctl().
-# The failures come in bursts while other tests load the CPU, so the runs
-# are spread over about a second.
-CTL_CONNECT_ATTEMPTS = 5
-CTL_CONNECT_PAUSE_S = 0.3
-SPURIOUS_CONNECT_FAILURE = re.compile(
-    r"cannot reach the admin endpoint of node \S+ at \S+: system_error\(connection_timeout\)"
-)
-
 _PR_SET_PDEATHSIG = 1
 
 # Clusters whose processes may still run, for the atexit and signal handlers.
@@ -464,31 +454,13 @@ class Cluster:
 
     def ctl(self, node: str, *args: str, timeout_ms: int = 3000, config: Optional[Path] = None):
         """Run `mailclusterctl --config-file=<node.ini> ARGS` and return the
-        CompletedProcess.
-
-        A run that fails to connect with system_error(connection_timeout) is
-        repeated up to CTL_CONNECT_ATTEMPTS - 1 times, and each repeat is
-        reported on stderr.
-        NOTE: this is a workaround for a product bug that
-        test_admin.test_status_waits_for_slow_node shows: mailclusterctl
-        gives up about 0.1 s after connecting when the node's handshake
-        reply is late, although --timeout has not passed. With ctest -j2 on
-        2 cores, up to about 1 in 100 runs against healthy nodes failed this
-        way (an estimate from 30 suite runs). The failure happens before the
-        command is sent, so repeating the run is safe.
-        """
+        CompletedProcess."""
         command = self.ctl_command(node, *args, timeout_ms=timeout_ms, config=config)
-        for attempt in range(1, CTL_CONNECT_ATTEMPTS + 1):
-            # mailclusterctl bounds its own run by --timeout; the extra
-            # seconds only catch a hang.
-            result = run_command(command, timeout_s=timeout_ms / 1000 + 10)
-            if result.returncode == 0:
-                return result
+        # mailclusterctl bounds its own run by --timeout; the extra seconds
+        # only catch a hang.
+        result = run_command(command, timeout_s=timeout_ms / 1000 + 10)
+        if result.returncode != 0:
             self.last_ctl_failure = f"{' '.join(args)} on {node}: exit {result.returncode}: {result.stderr.strip()}"
-            if not SPURIOUS_CONNECT_FAILURE.search(result.stderr) or attempt == CTL_CONNECT_ATTEMPTS:
-                return result
-            print(f"repeating mailclusterctl after a connect failure: {self.last_ctl_failure}", file=sys.stderr)
-            time.sleep(CTL_CONNECT_PAUSE_S)
         return result
 
     def try_status(self, node: str, timeout_ms: int = 2000, config: Optional[Path] = None) -> Optional[dict]:

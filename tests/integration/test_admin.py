@@ -111,15 +111,6 @@ class AdminTest(harness.ClusterTestCase):
         self.assertEqual(peer_state(status, "mx9"), "offline", context)
         self.assertEqual(find_peer(status, "mx9")["detail"], "never joined", context)
 
-
-    # Product bug: mailclusterctl gives up after about 0.1 s with
-    # system_error(connection_timeout) when the node does not complete the
-    # connection handshake at once, instead of waiting up to --timeout. The
-    # likely cause is CAF's BASP heartbeat check (middleman.heartbeat-interval
-    # is 100 ms in these configs): it closes an outgoing connection whose
-    # server handshake has not arrived by the first check. Under CPU load
-    # this fails about 1 in 100 runs against healthy nodes.
-    @unittest.expectedFailure
     def test_status_waits_for_slow_node(self):
         cluster = self.cluster
         cluster.pause("mx2")

@@ -103,9 +103,6 @@ class BadConfigTest(harness.ClusterTestCase):
                 path = self.write_variant(node, name, text)
                 self.assert_rejected_config(path, expected_parts)
 
-    # Product gap: after an unquoted value the loader reports the '#' with
-    # file and line only, while after a quoted value it names the option.
-    @unittest.expectedFailure
     def test_hash_after_duration(self):
         text = edit_ini(self.cluster.config_text("mx2"), "cluster", "heartbeat-interval", "100ms # every 100 ms")
         path = self.write_variant("mx2", "hash_after_duration", text)

@@ -385,6 +385,16 @@ CAF_TEST(member down goes offline at once) {
   CAF_CHECK(state_of("mx2").find("offline (connection lost") == 0);
 }
 
+CAF_TEST(stray messages do not stop the primary) {
+  self->monitor(primary);
+  self->send(primary, std::string{"unexpected text"});
+  self->send(primary, caf::make_error(caf::sec::unexpected_message));
+  sched.run();
+  CAF_CHECK_EQUAL(status().node, "mx1");
+  CAF_CHECK_EQUAL(verdict_of(make_join("mx2", "mx2", "mx2-key-0123456789")),
+                  join_verdict::accepted);
+}
+
 CAF_TEST(add server registers and persists) {
   auto result = command("add-server", "mx4");
   CAF_CHECK_EQUAL(result.exit_code, 0);

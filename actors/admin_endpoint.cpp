@@ -29,9 +29,10 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
   guard_actor(self, log::admin);
   auto address = context->config.admin_listen;
   auto manager = self->system().openssl_manager().actor_handle();
-  self->request(manager, context->config.request_timeout, caf::publish_atom::value, address.port,
-                caf::actor_cast<caf::strong_actor_ptr>(self), std::set<std::string>{}, address.host,
-                true)
+  self
+    ->request(manager, context->config.request_timeout, caf::publish_atom::value, address.port,
+              caf::actor_cast<caf::strong_actor_ptr>(self), std::set<std::string>{}, address.host,
+              true)
     .then(
       [=](uint16_t actual) {
         logger()->info("admin endpoint listening: address={}:{}", address.host, actual);

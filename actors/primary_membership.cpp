@@ -81,8 +81,8 @@ challenge_response answer_challenge(self_ptr self, const challenge_request& requ
   response.primary_node = config.node_name;
   response.nonce = tls::random_bytes(nonce_size);
   response.certificate = st.context->certificate_pem;
-  auto proof = primary_proof_data(config.cluster_name, config.node_name, request.node,
-                                  request.nonce);
+  auto proof =
+    primary_proof_data(config.cluster_name, config.node_name, request.node, request.nonce);
   auto signed_ok = tls::sign(config.key, config.passphrase, proof, response.signature);
   if (!signed_ok.ok)
     logger()->error("cannot sign the primary's proof of identity: {}", signed_ok.error);
@@ -109,19 +109,19 @@ join_response check_join(self_ptr self, const join_request& request) {
   const auto& me = config.node_name;
   if (request.cluster != config.cluster_name)
     return reject(request, join_verdict::wrong_cluster,
-                  "cluster name '" + request.cluster + "' differs from the primary's cluster '"
-                    + config.cluster_name + "'; set cluster.name = \"" + config.cluster_name
-                    + "\" in the node's role config");
+                  "cluster name '" + request.cluster + "' differs from the primary's cluster '" +
+                    config.cluster_name + "'; set cluster.name = \"" + config.cluster_name +
+                    "\" in the node's role config");
   if (request.version != st.context->version)
     return reject(request, join_verdict::version_mismatch,
-                  "mailcluster version " + request.version + " differs from version "
-                    + st.context->version + " on the primary " + me
-                    + "; every node must run the same version");
+                  "mailcluster version " + request.version + " differs from version " +
+                    st.context->version + " on the primary " + me +
+                    "; every node must run the same version");
   auto challenge = st.challenges.find(request.node);
   if (challenge == st.challenges.end() || challenge->second.expires < self->clock().now())
     return reject(request, join_verdict::bad_identity,
-                  "no valid challenge for node '" + request.node
-                    + "' (unknown or expired); the node retries the handshake");
+                  "no valid challenge for node '" + request.node +
+                    "' (unknown or expired); the node retries the handshake");
   auto nonce = challenge->second.nonce;
   st.challenges.erase(challenge);
   auto proof = join_proof_data(request.cluster, request.node, request.incarnation, nonce);
@@ -132,36 +132,36 @@ join_response check_join(self_ptr self, const join_request& request) {
                   "cannot prove identity as '" + request.node + "': " + verified.error);
   if (request.key_digest.empty())
     return reject(request, join_verdict::missing_key,
-                  "node '" + request.node
-                    + "' sent no registration key; set cluster.registration-key in its role config");
+                  "node '" + request.node +
+                    "' sent no registration key; set cluster.registration-key in its role config");
   if (request.key_digest == st.context->key_digest)
     return reject(request, join_verdict::duplicate_key,
-                  "registration key of node '" + request.node + "' is already used by node '" + me
-                    + "'; give every node its own cluster.registration-key");
+                  "registration key of node '" + request.node + "' is already used by node '" + me +
+                    "'; give every node its own cluster.registration-key");
   auto server = st.registry->find(request.node);
   if (server == nullptr)
     return reject(request, join_verdict::not_registered,
-                  "node '" + request.node + "' is not registered on the primary " + me
-                    + "; run 'mailclusterctl --config-file=<primary config> add-server "
-                    + request.node + "' on " + me);
+                  "node '" + request.node + "' is not registered on the primary " + me +
+                    "; run 'mailclusterctl --config-file=<primary config> add-server " +
+                    request.node + "' on " + me);
   auto owner = st.registry->owner_of_key(request.key_digest);
   if (owner && *owner != request.node)
     return reject(request, join_verdict::duplicate_key,
-                  "registration key of node '" + request.node + "' is already used by node '"
-                    + *owner + "'; give every node its own cluster.registration-key");
+                  "registration key of node '" + request.node + "' is already used by node '" +
+                    *owner + "'; give every node its own cluster.registration-key");
   if (!server->key_digest.empty() && server->key_digest != request.key_digest)
     return reject(request, join_verdict::key_mismatch,
-                  "registration key of node '" + request.node
-                    + "' differs from the key it first joined with; restore the old key, or run "
-                      "'mailclusterctl remove-server "
-                    + request.node + "' and 'add-server " + request.node + "' on " + me);
+                  "registration key of node '" + request.node +
+                    "' differs from the key it first joined with; restore the old key, or run "
+                    "'mailclusterctl remove-server " +
+                    request.node + "' and 'add-server " + request.node + "' on " + me);
   auto existing = st.members.find(request.node);
-  if (existing != st.members.end() && existing->second.online
-      && existing->second.incarnation != request.incarnation)
+  if (existing != st.members.end() && existing->second.online &&
+      existing->second.incarnation != request.incarnation)
     return reject(request, join_verdict::already_online,
-                  "node '" + request.node + "' is already online with incarnation "
-                    + std::to_string(existing->second.incarnation)
-                    + "; stop the other process that uses this name");
+                  "node '" + request.node + "' is already online with incarnation " +
+                    std::to_string(existing->second.incarnation) +
+                    "; stop the other process that uses this name");
   join_response response;
   response.verdict = static_cast<uint8_t>(join_verdict::accepted);
   response.newly_added = !server->joined;
@@ -304,8 +304,9 @@ void publish_listener(self_ptr self) {
   auto port = config.listen->port;
   auto host = config.listen->host;
   auto manager = self->system().openssl_manager().actor_handle();
-  self->request(manager, config.request_timeout, caf::publish_atom::value, port,
-                caf::actor_cast<caf::strong_actor_ptr>(self), std::set<std::string>{}, host, true)
+  self
+    ->request(manager, config.request_timeout, caf::publish_atom::value, port,
+              caf::actor_cast<caf::strong_actor_ptr>(self), std::set<std::string>{}, host, true)
     .then(
       [=](uint16_t actual) {
         logger()->info("primary {} listening: address={}:{} cluster={}", config.node_name, host,
@@ -345,8 +346,8 @@ std::string check_node_name(const std::string& name) {
   return {};
 }
 
-caf::behavior primary_membership(caf::stateful_actor<primary_state>* self,
-                                 node_context_ptr context, membership_options options) {
+caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_context_ptr context,
+                                 membership_options options) {
   guard_actor(self, log::membership);
   auto& st = self->state;
   st.context = context;

@@ -63,8 +63,8 @@ struct membership_options {
   bool publish = true;
 };
 
-caf::behavior primary_membership(caf::stateful_actor<primary_state>* self,
-                                 node_context_ptr context, membership_options options);
+caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_context_ptr context,
+                                 membership_options options);
 
 /// Returns how long this node itself was stalled (paused, or starved of
 /// CPU) if the tick at `now` comes more than half the failure timeout after

@@ -75,12 +75,12 @@ void attempt_failed(self_ptr self, const std::string& reason, bool rejected) {
   if (reason != st.logged_error) {
     st.logged_error = reason;
     if (rejected)
-      logger()->error("primary {} rejected this node: {} -> retrying every {} ms", primary_label(self),
-                      reason, std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+      logger()->error("primary {} rejected this node: {} -> retrying every {} ms",
+                      primary_label(self), reason,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
     else
       logger()->warn("cannot join primary {}: {} -> retrying with backoff up to {} ms",
-                     primary_label(self), reason,
-                     st.context->config.reconnect_max_backoff.count());
+                     primary_label(self), reason, st.context->config.reconnect_max_backoff.count());
   } else {
     logger()->debug("join attempt failed again: {}", reason);
   }
@@ -119,9 +119,8 @@ void on_joined(self_ptr self, caf::actor primary, const join_response& response)
                    response.primary_node);
     discard_local_settings(self);
   }
-  logger()->info("primary {} online: joined cluster={} primary-incarnation={}",
-                 primary_label(self), st.context->config.cluster_name,
-                 response.primary_incarnation);
+  logger()->info("primary {} online: joined cluster={} primary-incarnation={}", primary_label(self),
+                 st.context->config.cluster_name, response.primary_incarnation);
   self->send(st.events, peer_event_msg{response.primary_node, "primary", true, "joined"});
 }
 
@@ -149,8 +148,8 @@ void send_join(self_ptr self, caf::actor primary, const std::string& my_nonce,
                const challenge_response& challenge) {
   auto& st = self->state;
   auto& config = st.context->config;
-  auto primary_proof = primary_proof_data(challenge.cluster, challenge.primary_node,
-                                          config.node_name, my_nonce);
+  auto primary_proof =
+    primary_proof_data(challenge.cluster, challenge.primary_node, config.node_name, my_nonce);
   auto verified = tls::verify_signature(challenge.certificate, config.cafile,
                                         challenge.primary_node, primary_proof, challenge.signature);
   if (!verified.ok) {
@@ -166,8 +165,7 @@ void send_join(self_ptr self, caf::actor primary, const std::string& my_nonce,
   request.incarnation = st.context->incarnation;
   request.certificate = st.context->certificate_pem;
   request.member = caf::actor_cast<caf::actor>(self);
-  auto proof = join_proof_data(request.cluster, request.node, request.incarnation,
-                               challenge.nonce);
+  auto proof = join_proof_data(request.cluster, request.node, request.incarnation, challenge.nonce);
   auto signed_ok = tls::sign(config.key, config.passphrase, proof, request.signature);
   if (!signed_ok.ok) {
     attempt_failed(self, "cannot sign the join request: " + signed_ok.error, true);
@@ -180,8 +178,8 @@ void send_join(self_ptr self, caf::actor primary, const std::string& my_nonce,
           on_joined(self, primary, response);
         else
           attempt_failed(self,
-                         std::string{to_string(static_cast<join_verdict>(response.verdict))}
-                           + ": " + response.reason,
+                         std::string{to_string(static_cast<join_verdict>(response.verdict))} +
+                           ": " + response.reason,
                          true);
       },
       [=](caf::error& err) {
@@ -193,10 +191,11 @@ void start_handshake(self_ptr self, caf::actor primary) {
   auto& config = self->state.context->config;
   auto my_nonce = tls::random_bytes(nonce_size);
   self->request(primary, config.request_timeout, challenge_request{config.node_name, my_nonce})
-    .then([=](const challenge_response& challenge) { send_join(self, primary, my_nonce, challenge); },
-          [=](caf::error& err) {
-            attempt_failed(self, "handshake failed: " + self->system().render(err), false);
-          });
+    .then(
+      [=](const challenge_response& challenge) { send_join(self, primary, my_nonce, challenge); },
+      [=](caf::error& err) {
+        attempt_failed(self, "handshake failed: " + self->system().render(err), false);
+      });
 }
 
 void try_join(self_ptr self) {
@@ -206,8 +205,9 @@ void try_join(self_ptr self) {
   st.attempt_in_flight = true;
   auto& config = st.context->config;
   auto manager = self->system().openssl_manager().actor_handle();
-  self->request(manager, config.request_timeout, caf::connect_atom::value, config.primary->host,
-                config.primary->port)
+  self
+    ->request(manager, config.request_timeout, caf::connect_atom::value, config.primary->host,
+              config.primary->port)
     .then(
       [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
         auto primary = caf::actor_cast<caf::actor>(ptr);
@@ -217,8 +217,8 @@ void try_join(self_ptr self) {
         }
         // Compare proxy objects, not addresses: a new proxy for the same
         // remote actor after a reconnect has the same address.
-        if (caf::actor_cast<caf::abstract_actor*>(primary)
-            == caf::actor_cast<caf::abstract_actor*>(self->state.dead_primary)) {
+        if (caf::actor_cast<caf::abstract_actor*>(primary) ==
+            caf::actor_cast<caf::abstract_actor*>(self->state.dead_primary)) {
           attempt_failed(self, "connection to the old primary process is still closing", false);
           return;
         }
@@ -245,13 +245,13 @@ void on_tick(self_ptr self) {
     st.last_heard = now;
   }
   if (st.phase == secondary_phase::joined) {
-    auto silence = std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now()
-                                                                          - st.last_heard);
+    auto silence =
+      std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now() - st.last_heard);
     if (silence > config.failure_timeout)
       primary_lost(self, "no heartbeat for " + std::to_string(silence.count()) + " ms", false);
     else
-      self->send(st.primary, heartbeat_msg{config.node_name, st.context->incarnation,
-                                           ++st.heartbeat_sequence});
+      self->send(st.primary,
+                 heartbeat_msg{config.node_name, st.context->incarnation, ++st.heartbeat_sequence});
   }
   self->delayed_send(self, config.heartbeat_interval, tick_atom::value);
 }
@@ -266,15 +266,15 @@ node_status make_status(self_ptr self) {
   status.version = st.context->version;
   status.incarnation = st.context->incarnation;
   switch (st.phase) {
-    case secondary_phase::connecting:
-      status.join_state = "connecting";
-      break;
-    case secondary_phase::joined:
-      status.join_state = "joined";
-      break;
-    case secondary_phase::rejected:
-      status.join_state = "rejected";
-      break;
+  case secondary_phase::connecting:
+    status.join_state = "connecting";
+    break;
+  case secondary_phase::joined:
+    status.join_state = "joined";
+    break;
+  case secondary_phase::rejected:
+    status.join_state = "rejected";
+    break;
   }
   status.join_error = st.join_error;
   status.primary_node = st.primary_node;
@@ -285,9 +285,9 @@ node_status make_status(self_ptr self) {
   primary.state = st.primary_online ? "online" : "offline";
   primary.since_ms = st.primary_since_ms;
   if (st.heard_once)
-    primary.last_heartbeat_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  self->clock().now() - st.last_heard)
-                                  .count();
+    primary.last_heartbeat_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(self->clock().now() - st.last_heard)
+        .count();
   primary.observed_by = config.node_name;
   primary.detail = st.join_error;
   status.peers.push_back(std::move(primary));
@@ -343,17 +343,19 @@ caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
     [=](const roster_msg& roster) { self->state.roster = roster.members; },
     [=](const rejoin_msg& msg) {
       auto& st = self->state;
-      if (st.phase == secondary_phase::joined
-          && caf::actor_cast<caf::actor>(self->current_sender()) == st.primary)
+      if (st.phase == secondary_phase::joined &&
+          caf::actor_cast<caf::actor>(self->current_sender()) == st.primary)
         primary_lost(self, "the primary requested a new join: " + msg.reason, false);
     },
     [=](const status_request&) { return make_status(self); },
     [=](const admin_command& command) -> admin_result {
       auto& st = self->state;
       auto primary = st.primary_node.empty() ? std::string{"the primary"} : st.primary_node;
-      return {1, st.context->config.node_name + " is a secondary: cluster state and configuration "
-                   "are read-only here; run '" + command.verb + "' on the primary " + primary
-                   + " (" + to_string(*st.context->config.primary) + ")"};
+      return {1, st.context->config.node_name +
+                   " is a secondary: cluster state and configuration "
+                   "are read-only here; run '" +
+                   command.verb + "' on the primary " + primary + " (" +
+                   to_string(*st.context->config.primary) + ")"};
     },
   };
 }

@@ -5,7 +5,7 @@
 // cluster state. Spawned and restarted by the node's supervisor.
 //
 //   connecting --accepted--> joined --down_msg / silence / rejoin_msg--> connecting
-//       |   ^                                                               
+//       |   ^
 //       v   | retry after the refusal delay
 //     rejected
 #pragma once

@@ -69,9 +69,8 @@ struct node_status {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
-  return f(caf::meta::type_name("node_status"), x.cluster, x.node, x.role, x.version,
-           x.incarnation, x.join_state, x.join_error, x.primary_node, x.primary_address, x.peers,
-           x.registered);
+  return f(caf::meta::type_name("node_status"), x.cluster, x.node, x.role, x.version, x.incarnation,
+           x.join_state, x.join_error, x.primary_node, x.primary_address, x.peers, x.registered);
 }
 
 /// mailclusterctl -> node: a command that may change cluster state, such

@@ -42,8 +42,8 @@ struct challenge_response {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, challenge_response& x) {
-  return f(caf::meta::type_name("challenge_response"), x.cluster, x.primary_node, x.nonce, x.certificate,
-           x.signature);
+  return f(caf::meta::type_name("challenge_response"), x.cluster, x.primary_node, x.nonce,
+           x.certificate, x.signature);
 }
 
 /// Secondary -> primary, second step: the join itself. The primary replies

@@ -11,24 +11,24 @@ namespace mc {
 
 const char* to_string(join_verdict verdict) {
   switch (verdict) {
-    case join_verdict::accepted:
-      return "accepted";
-    case join_verdict::wrong_cluster:
-      return "wrong_cluster";
-    case join_verdict::version_mismatch:
-      return "version_mismatch";
-    case join_verdict::bad_identity:
-      return "bad_identity";
-    case join_verdict::missing_key:
-      return "missing_key";
-    case join_verdict::duplicate_key:
-      return "duplicate_key";
-    case join_verdict::key_mismatch:
-      return "key_mismatch";
-    case join_verdict::not_registered:
-      return "not_registered";
-    case join_verdict::already_online:
-      return "already_online";
+  case join_verdict::accepted:
+    return "accepted";
+  case join_verdict::wrong_cluster:
+    return "wrong_cluster";
+  case join_verdict::version_mismatch:
+    return "version_mismatch";
+  case join_verdict::bad_identity:
+    return "bad_identity";
+  case join_verdict::missing_key:
+    return "missing_key";
+  case join_verdict::duplicate_key:
+    return "duplicate_key";
+  case join_verdict::key_mismatch:
+    return "key_mismatch";
+  case join_verdict::not_registered:
+    return "not_registered";
+  case join_verdict::already_online:
+    return "already_online";
   }
   return "unknown";
 }

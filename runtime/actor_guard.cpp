@@ -22,9 +22,9 @@ void guard_actor(caf::scheduled_actor* self, const char* component) {
     [=](caf::scheduled_actor* actor, caf::message_view& view) -> caf::result<caf::message> {
       ++*unexpected;
       if (should_log(*unexpected))
-        log::get(component)->warn(
-          "{} dropped an unexpected message: content={} count={}", actor->name(),
-          caf::to_string(view.copy_content_to_message()), *unexpected);
+        log::get(component)->warn("{} dropped an unexpected message: content={} count={}",
+                                  actor->name(), caf::to_string(view.copy_content_to_message()),
+                                  *unexpected);
       // A delegated result sends no reply: an error reply would make the
       // sender quit, and an empty one could bounce back and forth.
       return caf::delegated<caf::message>{};

@@ -44,8 +44,7 @@ batch_writer::~batch_writer() {
     ::close(root_fd_);
 }
 
-std::string batch_writer::open_parent(const std::string& relative, int& dir_fd,
-                                      std::string& name) {
+std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, std::string& name) {
   if (root_fd_ < 0)
     return "cannot open directory '" + root_ + "'";
   int fd = ::dup(root_fd_);
@@ -62,9 +61,9 @@ std::string batch_writer::open_parent(const std::string& relative, int& dir_fd,
     }
     int next = ::openat(fd, component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
-      auto error = "cannot open directory '" + relative.substr(0, slash) + "': " + errno_text()
-                   + (errno == ELOOP || errno == ENOTDIR ? " (a symbolic link or a file is in the way)"
-                                                        : "");
+      auto error =
+        "cannot open directory '" + relative.substr(0, slash) + "': " + errno_text() +
+        (errno == ELOOP || errno == ENOTDIR ? " (a symbolic link or a file is in the way)" : "");
       ::close(fd);
       return error;
     }

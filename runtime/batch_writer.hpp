@@ -53,9 +53,7 @@ public:
   /// Number of finished files waiting for commit(). NOTE: each keeps its
   /// directory open until commit(), so callers should commit every few
   /// hundred files to stay below the process's file descriptor limit.
-  size_t pending() const {
-    return finished_.size();
-  }
+  size_t pending() const { return finished_.size(); }
 
 private:
   struct pending_file {

@@ -36,13 +36,13 @@ struct section_schema {
 // list them.
 const std::vector<section_schema>& schema() {
   static const std::vector<section_schema> sections = {
-      {"cluster",
-       {"name", "node", "role", "listen", "primary", "registration-key", "heartbeat-interval",
-        "failure-timeout", "reconnect-max-backoff", "request-timeout"}},
-      {"admin", {"listen"}},
-      {"storage", {"state-dir"}},
-      {"log", {"file", "level", "max-size", "max-files", "console"}},
-      {"openssl", {"certificate", "key", "cafile", "passphrase"}},
+    {"cluster",
+     {"name", "node", "role", "listen", "primary", "registration-key", "heartbeat-interval",
+      "failure-timeout", "reconnect-max-backoff", "request-timeout"}},
+    {"admin", {"listen"}},
+    {"storage", {"state-dir"}},
+    {"log", {"file", "level", "max-size", "max-files", "console"}},
+    {"openssl", {"certificate", "key", "cafile", "passphrase"}},
   };
   return sections;
 }
@@ -368,8 +368,8 @@ private:
                   "'; quote the whole value");
     for (size_t i = 1; i < value.size(); ++i)
       if (value[i] == '#' && (value[i - 1] == ' ' || value[i - 1] == '\t'))
-        fail_syntax("'#' in the value of option '" + result.option
-                    + "' does not start a comment in CAF's config format; use ';' for comments");
+        fail_syntax("'#' in the value of option '" + result.option +
+                    "' does not start a comment in CAF's config format; use ';' for comments");
     result.value = std::string{value};
   }
 
@@ -434,9 +434,9 @@ private:
   std::string read_name(const entry& option) const {
     const auto& value = option.value;
     bool valid =
-        !value.empty() && value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
-          return is_alphanumeric(c) || c == '.' || c == '_' || c == '-';
-        });
+      !value.empty() && value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
+        return is_alphanumeric(c) || c == '.' || c == '_' || c == '-';
+      });
     if (!valid)
       fail_value(option, "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-';"
                          " choose a name without spaces or other characters");
@@ -464,11 +464,11 @@ private:
   std::string read_registration_key(const entry& option) const {
     const auto& value = option.value;
     bool printable =
-        std::all_of(value.begin(), value.end(), [](char c) { return c > ' ' && c <= '~'; });
+      std::all_of(value.begin(), value.end(), [](char c) { return c > ' ' && c <= '~'; });
     if (value.size() < 16 || !printable) {
       auto rule =
-          "must be at least 16 characters of printable ASCII without spaces (the value has " +
-          std::to_string(value.size()) + " characters)";
+        "must be at least 16 characters of printable ASCII without spaces (the value has " +
+        std::to_string(value.size()) + " characters)";
       fail_value(option, rule + "; use a random string, e.g. the output of 'openssl rand -hex 16'");
     }
     return value;
@@ -476,7 +476,7 @@ private:
 
   duration read_duration(const entry& option, duration min, duration max) const {
     auto rule =
-        "must be a duration between " + format_duration(min) + " and " + format_duration(max);
+      "must be a duration between " + format_duration(min) + " and " + format_duration(max);
     if (option.quoted)
       fail_value(option, rule + "; remove the quotes, because a quoted value is a string");
     auto value = parse_duration(option.value);
@@ -491,7 +491,7 @@ private:
   uint64_t read_integer(const entry& option, uint64_t min, uint64_t max,
                         const std::string& what) const {
     auto rule =
-        "must be " + what + " between " + std::to_string(min) + " and " + std::to_string(max);
+      "must be " + what + " between " + std::to_string(min) + " and " + std::to_string(max);
     if (option.quoted)
       fail_value(option, rule + "; remove the quotes, because a quoted value is a string");
     auto text = std::string_view{option.value};
@@ -544,7 +544,7 @@ private:
       if (auto listen = find("cluster.listen"))
         config.listen = read_endpoint(*listen);
       config.primary =
-          read_endpoint(require("cluster.primary", " (required when role = secondary)"));
+        read_endpoint(require("cluster.primary", " (required when role = secondary)"));
     }
   }
 
@@ -571,13 +571,13 @@ private:
     auto timeout = format_duration(config.failure_timeout);
     if (auto option = find("cluster.failure-timeout"))
       fail_value(*option, "must be at least 3 x cluster.heartbeat-interval (3 x " + heartbeat +
-                              " = " + format_duration(min_timeout) +
-                              "); raise failure-timeout or lower heartbeat-interval");
+                            " = " + format_duration(min_timeout) +
+                            "); raise failure-timeout or lower heartbeat-interval");
     // Only the heartbeat is in the file, so it is the value to report.
     fail_value(*find("cluster.heartbeat-interval"),
                "must be at most a third of cluster.failure-timeout (" + timeout +
-                   ", the default); lower heartbeat-interval or set failure-timeout to at least " +
-                   format_duration(min_timeout));
+                 ", the default); lower heartbeat-interval or set failure-timeout to at least " +
+                 format_duration(min_timeout));
   }
 
   void read_admin(node_config& config) const {
@@ -636,19 +636,19 @@ private:
     auto status = fs::status(path, error);
     if (status.type() == fs::file_type::not_found) {
       auto hint = fs::path{option.value}.is_relative()
-                      ? " (relative paths are resolved against " + directory_.string() + ")"
-                      : std::string{};
+                    ? " (relative paths are resolved against " + directory_.string() + ")"
+                    : std::string{};
       fail_value(option, "file not found at " + path + "; check the path" + hint);
     }
     if (error)
       fail_value(option, "file not readable at " + path + ": " + error.message() +
-                             "; give the node's user access to it");
+                           "; give the node's user access to it");
     if (!fs::is_regular_file(status))
       fail_value(option, "not a regular file at " + path + "; point it to a PEM file");
     std::ifstream input{path};
     if (!input)
       fail_value(option, "file not readable at " + path + ": " + errno_text(errno) +
-                             "; give the node's user read access to it");
+                           "; give the node's user read access to it");
   }
 
   std::string file_;

@@ -24,8 +24,8 @@ constexpr size_t max_component = 255;
 constexpr size_t max_path = 4096;
 
 bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size()
-         && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // Hashes a file in fixed-size chunks, so memory use does not grow with the
@@ -121,8 +121,8 @@ scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
     entry.mode = info.st_mode & 07777;
     entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
     auto old = known.find(relative);
-    if (old != known.end() && old->second->size == entry.size
-        && old->second->mtime_ns == entry.mtime_ns && !old->second->sha256.empty()) {
+    if (old != known.end() && old->second->size == entry.size &&
+        old->second->mtime_ns == entry.mtime_ns && !old->second->sha256.empty()) {
       entry.sha256 = old->second->sha256;
     } else if (auto error = hash_file(absolute.string(), entry.sha256); !error.empty()) {
       result.errors.push_back("cannot read '" + relative + "': " + error);

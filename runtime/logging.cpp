@@ -18,7 +18,7 @@ class level_flag : public spdlog::custom_flag_formatter {
 public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    static const char* const names[] = {"Trace", "Debug", "Info", "Warning",
+    static const char* const names[] = {"Trace", "Debug",    "Info", "Warning",
                                         "Error", "Critical", "Off"};
     const char* name = names[static_cast<int>(msg.level)];
     dest.append(name, name + std::char_traits<char>::length(name));
@@ -69,8 +69,8 @@ std::string init(const log_settings& settings) {
 std::shared_ptr<spdlog::logger> get(const char* component) {
   if (auto logger = spdlog::get(component))
     return logger;
-  auto logger = std::make_shared<spdlog::logger>(
-    component, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+    std::make_shared<spdlog::logger>(component, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_formatter(make_formatter());
   try {
     spdlog::register_logger(logger);

@@ -55,8 +55,8 @@ command_line parse_command_line(int argc, char** argv) {
     else
       result.error = "unknown argument '" + arg + "'";
   }
-  if (result.error.empty() && result.config_file.empty() && !result.show_version
-      && !result.show_help)
+  if (result.error.empty() && result.config_file.empty() && !result.show_version &&
+      !result.show_help)
     result.error = "missing --config-file=PATH";
   return result;
 }
@@ -78,13 +78,13 @@ std::string prepare_state_dir(const std::string& dir) {
   boost::system::error_code ec;
   boost::filesystem::create_directories(dir, ec);
   if (ec)
-    return "cannot create state directory '" + dir + "' (option 'storage.state-dir'): "
-           + ec.message();
+    return "cannot create state directory '" + dir +
+           "' (option 'storage.state-dir'): " + ec.message();
   auto probe = dir + "/.write-test";
   std::ofstream out(probe);
   if (!out)
-    return "state directory '" + dir + "' (option 'storage.state-dir') is not writable: "
-           + std::strerror(errno);
+    return "state directory '" + dir +
+           "' (option 'storage.state-dir') is not writable: " + std::strerror(errno);
   out.close();
   boost::filesystem::remove(probe, ec);
   return {};
@@ -99,8 +99,8 @@ node_context_ptr prepare(const std::string& config_file) {
     return nullptr;
   }
   auto& config = *loaded.config;
-  auto credentials = tls::check_credentials(config.certificate, config.key, config.passphrase,
-                                            config.cafile);
+  auto credentials =
+    tls::check_credentials(config.certificate, config.key, config.passphrase, config.cafile);
   if (!credentials.ok) {
     std::cerr << "mailclusterd: " << config.file << ": [openssl] " << credentials.error << "\n";
     return nullptr;
@@ -255,8 +255,8 @@ int run_node(int argc, char** argv) {
         auto reason = system.render(msg.reason);
         lg->error("node {} stopping after a failure: {}", config.node_name, reason);
         // The log may go to a file only, so write the reason to stderr too.
-        std::cerr << "mailclusterd: node " << config.node_name << " stopped after a failure: "
-                  << reason << "; see " << config.log_file << "\n";
+        std::cerr << "mailclusterd: node " << config.node_name
+                  << " stopped after a failure: " << reason << "; see " << config.log_file << "\n";
         result = exit_failure;
       }
     });

@@ -90,8 +90,8 @@ std::string server_registry::load() {
     }
   } catch (const nlohmann::json::exception& ex) {
     servers_.clear();
-    return "registered servers file '" + file_ + "' is damaged (" + ex.what()
-           + "); restore it from a backup or delete it and run add-server again";
+    return "registered servers file '" + file_ + "' is damaged (" + ex.what() +
+           "); restore it from a backup or delete it and run add-server again";
   }
   return {};
 }

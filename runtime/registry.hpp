@@ -49,13 +49,9 @@ public:
   /// Records the first successful join of `name` with `key_digest`.
   void mark_joined(const std::string& name, const std::string& key_digest);
 
-  const std::vector<registered_server>& servers() const {
-    return servers_;
-  }
+  const std::vector<registered_server>& servers() const { return servers_; }
 
-  const std::string& file() const {
-    return file_;
-  }
+  const std::string& file() const { return file_; }
 
 private:
   std::string file_;

@@ -48,10 +48,9 @@ void on_child_down(self_ptr self, const std::string& name, const caf::error& rea
   failures.push_back(now);
   auto reason_text = reason ? self->system().render(reason) : std::string{"normal exit"};
   if (failures.size() > st.policy.max_restarts) {
-    logger()->error("child {} failed {} times within {} s: reason={} -> stopping the node", name,
-                    failures.size(),
-                    std::chrono::duration_cast<std::chrono::seconds>(st.policy.window).count(),
-                    reason_text);
+    logger()->error(
+      "child {} failed {} times within {} s: reason={} -> stopping the node", name, failures.size(),
+      std::chrono::duration_cast<std::chrono::seconds>(st.policy.window).count(), reason_text);
     st.stopping = true;
     for (auto& [other, child] : st.running)
       self->send_exit(child, caf::exit_reason::user_shutdown);
@@ -81,8 +80,8 @@ bool is_supervisor_gave_up(const caf::error& reason) {
   if (reason != caf::sec::runtime_error)
     return false;
   auto& context = reason.context();
-  return context.match_element<std::string>(0)
-         && context.get_as<std::string>(0) == "supervisor gave up";
+  return context.match_element<std::string>(0) &&
+         context.get_as<std::string>(0) == "supervisor gave up";
 }
 
 caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self,

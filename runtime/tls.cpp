@@ -54,18 +54,18 @@ using x509_stack_ptr = std::unique_ptr<STACK_OF(X509), free_x509_stack>;
 using pkey_ptr = std::unique_ptr<EVP_PKEY, free_with<EVP_PKEY, EVP_PKEY_free>>;
 using store_ptr = std::unique_ptr<X509_STORE, free_with<X509_STORE, X509_STORE_free>>;
 using store_ctx_ptr =
-    std::unique_ptr<X509_STORE_CTX, free_with<X509_STORE_CTX, X509_STORE_CTX_free>>;
+  std::unique_ptr<X509_STORE_CTX, free_with<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, free_with<EVP_MD_CTX, EVP_MD_CTX_free>>;
 using bignum_ptr = std::unique_ptr<BIGNUM, free_with<BIGNUM, BN_free>>;
 using extension_ptr =
-    std::unique_ptr<X509_EXTENSION, free_with<X509_EXTENSION, X509_EXTENSION_free>>;
+  std::unique_ptr<X509_EXTENSION, free_with<X509_EXTENSION, X509_EXTENSION_free>>;
 using general_name_ptr = std::unique_ptr<GENERAL_NAME, free_with<GENERAL_NAME, GENERAL_NAME_free>>;
 using general_names_ptr =
-    std::unique_ptr<GENERAL_NAMES, free_with<GENERAL_NAMES, GENERAL_NAMES_free>>;
+  std::unique_ptr<GENERAL_NAMES, free_with<GENERAL_NAMES, GENERAL_NAMES_free>>;
 using ia5_string_ptr =
-    std::unique_ptr<ASN1_IA5STRING, free_with<ASN1_IA5STRING, ASN1_IA5STRING_free>>;
+  std::unique_ptr<ASN1_IA5STRING, free_with<ASN1_IA5STRING, ASN1_IA5STRING_free>>;
 using octet_string_ptr =
-    std::unique_ptr<ASN1_OCTET_STRING, free_with<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
+  std::unique_ptr<ASN1_OCTET_STRING, free_with<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>>;
 
 /// Empties OpenSSL's per-thread error queue when a public function returns.
 struct error_queue_guard {
@@ -247,7 +247,7 @@ pem_status parse_certificates(const std::string& pem, std::vector<x509_ptr>& cer
   // other error means a block that looks like a certificate did not parse.
   unsigned long last_error = ERR_peek_last_error();
   bool at_end =
-      ERR_GET_LIB(last_error) == ERR_LIB_PEM && ERR_GET_REASON(last_error) == PEM_R_NO_START_LINE;
+    ERR_GET_LIB(last_error) == ERR_LIB_PEM && ERR_GET_REASON(last_error) == PEM_R_NO_START_LINE;
   ERR_clear_error();
   if (!at_end)
     return pem_status::corrupt;
@@ -581,7 +581,7 @@ check_result write_file_atomically(const std::string& role, const std::string& p
                                    const std::string& data, mode_t mode) {
   std::string suffix = random_bytes(6);
   std::string temporary =
-      path + ".tmp-" + to_hex(reinterpret_cast<const unsigned char*>(suffix.data()), 6, false, "");
+    path + ".tmp-" + to_hex(reinterpret_cast<const unsigned char*>(suffix.data()), 6, false, "");
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0)
     return failure("could not create " + role + " " + quoted(path) + " (" + errno_text(errno) +

@@ -99,8 +99,8 @@ int init_local(const std::vector<std::string>& words) {
     std::cerr << "mailclusterctl: init-local-cluster: " << error << "\n";
     return exit_failed;
   }
-  std::cout << "wrote a " << options.nodes << "-node cluster '" << options.cluster_name
-            << "' to " << options.dir << "\n";
+  std::cout << "wrote a " << options.nodes << "-node cluster '" << options.cluster_name << "' to "
+            << options.dir << "\n";
   for (int i = 1; i <= options.nodes; ++i)
     std::cout << "  mailclusterd --config-file=" << options.dir << "/" << local_node_name(i)
               << "/node.ini" << (i == 1 ? "   (primary)" : "") << "\n";
@@ -124,16 +124,16 @@ nlohmann::json status_json(const node_status& status) {
       peer.last_heartbeat_ms >= 0 ? nlohmann::json(peer.last_heartbeat_ms) : nullptr;
     peers.push_back(std::move(entry));
   }
-  nlohmann::json doc = {{"cluster", status.cluster},
-                        {"node", status.node},
-                        {"role", status.role},
-                        {"version", status.version},
-                        {"incarnation", status.incarnation},
-                        {"join_state", status.join_state},
-                        {"join_error", status.join_error},
-                        {"primary", {{"node", status.primary_node},
-                                     {"address", status.primary_address}}},
-                        {"peers", peers}};
+  nlohmann::json doc = {
+    {"cluster", status.cluster},
+    {"node", status.node},
+    {"role", status.role},
+    {"version", status.version},
+    {"incarnation", status.incarnation},
+    {"join_state", status.join_state},
+    {"join_error", status.join_error},
+    {"primary", {{"node", status.primary_node}, {"address", status.primary_address}}},
+    {"peers", peers}};
   if (status.role == "primary")
     doc["registered"] = status.registered;
   return doc;
@@ -152,8 +152,9 @@ void print_status_table(const node_status& status) {
     node_width = std::max(node_width, peer.node.size());
   auto node_column = static_cast<int>(node_width + 2);
   std::cout << "\n"
-            << std::left << std::setw(node_column) << "NODE" << std::setw(11) << "ROLE" << std::setw(9)
-            << "STATE" << std::setw(26) << "SINCE" << std::setw(16) << "LAST HEARTBEAT"
+            << std::left << std::setw(node_column) << "NODE" << std::setw(11) << "ROLE"
+            << std::setw(9) << "STATE" << std::setw(26) << "SINCE" << std::setw(16)
+            << "LAST HEARTBEAT"
             << "DETAIL\n";
   std::cout << std::setw(node_column) << status.node << std::setw(11) << status.role << std::setw(9)
             << "online" << std::setw(26) << "-" << std::setw(16) << "-"
@@ -182,8 +183,8 @@ int talk_to_node(const ctl_args& args) {
     return exit_usage;
   }
   auto& config = *loaded.config;
-  auto credentials = tls::check_credentials(config.certificate, config.key, config.passphrase,
-                                            config.cafile);
+  auto credentials =
+    tls::check_credentials(config.certificate, config.key, config.passphrase, config.cafile);
   if (!credentials.ok) {
     std::cerr << "mailclusterctl: " << config.file << ": [openssl] " << credentials.error << "\n";
     return exit_usage;
@@ -216,8 +217,8 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
   auto target = to_string(config.admin_listen);
   auto unreachable = [&](const std::string& why) {
     std::cerr << "mailclusterctl: cannot reach the admin endpoint of node " << config.node_name
-              << " at " << target << ": " << why << "; is mailclusterd running with "
-              << config.file << "?\n";
+              << " at " << target << ": " << why << "; is mailclusterd running with " << config.file
+              << "?\n";
     return exit_failed;
   };
   caf::actor admin;
@@ -233,23 +234,21 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
       deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       break;
-    self->request(manager, left, caf::connect_atom::value, config.admin_listen.host,
-                  config.admin_listen.port)
-      .receive(
-        [&](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
-          admin = caf::actor_cast<caf::actor>(ptr);
-        },
-        [&](caf::error& err) {
-          connect_error = system.render(err);
-          if (err == caf::sec::connection_timeout) {
-            retry = true;
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-          }
-        });
+    self
+      ->request(manager, left, caf::connect_atom::value, config.admin_listen.host,
+                config.admin_listen.port)
+      .receive([&](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                   const std::set<std::string>&) { admin = caf::actor_cast<caf::actor>(ptr); },
+               [&](caf::error& err) {
+                 connect_error = system.render(err);
+                 if (err == caf::sec::connection_timeout) {
+                   retry = true;
+                   std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                 }
+               });
   }
   if (!admin)
-    return unreachable(connect_error.empty() ? "no admin endpoint at that address"
-                                             : connect_error);
+    return unreachable(connect_error.empty() ? "no admin endpoint at that address" : connect_error);
   int result = 0;
   if (verb == "status") {
     self->request(admin, timeout, status_request{})

@@ -8,7 +8,6 @@
 #include "runtime/registry.hpp"
 #include "runtime/tls.hpp"
 
-
 namespace mc {
 
 namespace fs = boost::filesystem;
@@ -69,11 +68,11 @@ std::string local_node_name(int index) {
 
 std::string init_local_cluster(const local_cluster_options& options) {
   if (options.nodes < 2 || options.nodes > 50)
-    return "--nodes " + std::to_string(options.nodes)
-           + " is out of range: a cluster has 2 to 50 nodes";
+    return "--nodes " + std::to_string(options.nodes) +
+           " is out of range: a cluster has 2 to 50 nodes";
   if (options.base_port < 1024 || options.base_port + 100 + options.nodes > 65535)
-    return "--base-port " + std::to_string(options.base_port)
-           + " is out of range: use 1024 to " + std::to_string(65535 - 100 - options.nodes);
+    return "--base-port " + std::to_string(options.base_port) + " is out of range: use 1024 to " +
+           std::to_string(65535 - 100 - options.nodes);
   boost::system::error_code ec;
   auto root = fs::absolute(options.dir);
   if (fs::exists(root / local_node_name(1) / "node.ini", ec))
@@ -83,11 +82,12 @@ std::string init_local_cluster(const local_cluster_options& options) {
     return "cannot create '" + (root / "ca").string() + "': " + ec.message();
   auto ca_file = root / "ca" / "ca.pem";
   auto ca_key = root / "ca" / "ca.key";
-  auto made = tls::make_ca({options.cluster_name + " cluster CA"}, ca_file.string(),
-                           ca_key.string());
+  auto made =
+    tls::make_ca({options.cluster_name + " cluster CA"}, ca_file.string(), ca_key.string());
   if (!made.ok)
     return made.error;
-  server_registry registry((root / local_node_name(1) / "state" / "registered-servers.json").string());
+  server_registry registry(
+    (root / local_node_name(1) / "state" / "registered-servers.json").string());
   for (int i = 1; i <= options.nodes; ++i) {
     auto name = local_node_name(i);
     auto node_dir = root / name;

@@ -323,16 +323,16 @@ CAF_TEST(quoted string syntax errors) {
     std::string reason;
   };
   std::vector<bad_line> cases = {
-      {"name = \"test-cluster", "missing closing '\"'"},
-      {"name = \"test\\n-cluster\"", "invalid escape sequence"},
-      {"name = \"test-cluster\" extra", "unexpected text after the closing quote"},
-      {"name = test-\"cluster\"", "unexpected '\"'"},
-      {"name =", "missing value"},
-      {"name = ; no value", "missing value"},
-      {"= test-cluster", "missing option name"},
-      {"[cluster", "missing ']'"},
-      {"[cluster] name = x", "unexpected text after ']'"},
-      {"[ ]", "empty section name"},
+    {"name = \"test-cluster", "missing closing '\"'"},
+    {"name = \"test\\n-cluster\"", "invalid escape sequence"},
+    {"name = \"test-cluster\" extra", "unexpected text after the closing quote"},
+    {"name = test-\"cluster\"", "unexpected '\"'"},
+    {"name =", "missing value"},
+    {"name = ; no value", "missing value"},
+    {"= test-cluster", "missing option name"},
+    {"[cluster", "missing ']'"},
+    {"[cluster] name = x", "unexpected text after ']'"},
+    {"[ ]", "empty section name"},
   };
   for (const auto& bad : cases) {
     auto text = replace_line(full_primary, "name = \"test-cluster\"", bad.line);
@@ -423,21 +423,21 @@ CAF_TEST(missing required options) {
     std::string section;
   };
   std::vector<required> cases = {
-      {"name = \"test-cluster\"", "cluster.name", "cluster"},
-      {"node = mx1 ; a bare word is a string", "cluster.node", "cluster"},
-      {"role = primary", "cluster.role", "cluster"},
-      {"registration-key = \"0123456789abcdef-primary\"", "cluster.registration-key", "cluster"},
-      {"listen = \"127.0.0.1:4801\"", "admin.listen", "admin"},
-      {"state-dir = \"state/\"", "storage.state-dir", "storage"},
-      {"certificate = \"tls/node.pem\"", "openssl.certificate", "openssl"},
-      {"key = tls/node.key", "openssl.key", "openssl"},
-      {"cafile = \"tls/ca.pem\"", "openssl.cafile", "openssl"},
+    {"name = \"test-cluster\"", "cluster.name", "cluster"},
+    {"node = mx1 ; a bare word is a string", "cluster.node", "cluster"},
+    {"role = primary", "cluster.role", "cluster"},
+    {"registration-key = \"0123456789abcdef-primary\"", "cluster.registration-key", "cluster"},
+    {"listen = \"127.0.0.1:4801\"", "admin.listen", "admin"},
+    {"state-dir = \"state/\"", "storage.state-dir", "storage"},
+    {"certificate = \"tls/node.pem\"", "openssl.certificate", "openssl"},
+    {"key = tls/node.key", "openssl.key", "openssl"},
+    {"cafile = \"tls/ca.pem\"", "openssl.cafile", "openssl"},
   };
   for (const auto& missing : cases) {
     auto result = load(replace_line(full_primary, missing.line, ""));
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, config_file.string() + ": missing required option '" +
-                                     missing.option + "' in section [" + missing.section + "]");
+                                   missing.option + "' in section [" + missing.section + "]");
   }
 }
 
@@ -445,16 +445,16 @@ CAF_TEST(primary requires listen) {
   auto result = load(replace_line(full_primary, "listen = \"0.0.0.0:4701\"", ""));
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, config_file.string() +
-                                   ": missing required option 'cluster.listen' in section"
-                                   " [cluster] (required when role = primary)");
+                                 ": missing required option 'cluster.listen' in section"
+                                 " [cluster] (required when role = primary)");
 }
 
 CAF_TEST(secondary requires primary) {
   auto result = load(replace_line(minimal_secondary, "primary = \"[fd00::1]:4701\"", ""));
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, config_file.string() +
-                                   ": missing required option 'cluster.primary' in section"
-                                   " [cluster] (required when role = secondary)");
+                                 ": missing required option 'cluster.primary' in section"
+                                 " [cluster] (required when role = secondary)");
 }
 
 CAF_TEST(primary option rejected on primary) {
@@ -480,105 +480,104 @@ struct bad_value {
 
 CAF_TEST(wrong value types) {
   std::vector<bad_value> cases = {
-      {"heartbeat-interval = 50ms", "heartbeat-interval = fast", "cluster.heartbeat-interval",
-       "fast", "must be a duration between 10ms and 10s"},
-      {"heartbeat-interval = 50ms", "heartbeat-interval = \"50ms\"", "cluster.heartbeat-interval",
-       "50ms", "remove the quotes"},
-      {"heartbeat-interval = 50ms", "heartbeat-interval = 50", "cluster.heartbeat-interval", "50",
-       "followed by ms, s or min"},
-      {"heartbeat-interval = 50ms", "heartbeat-interval = 1h", "cluster.heartbeat-interval", "1h",
-       "followed by ms, s or min"},
-      {"request-timeout = 3s", "request-timeout = 1.5s", "cluster.request-timeout", "1.5s",
-       "must be a duration between 100ms and 60s"},
-      {"max-size = 65536", "max-size = big", "log.max-size", "big",
-       "must be a size in bytes between 4096 and 1073741824"},
-      {"max-size = 65536", "max-size = 64KiB", "log.max-size", "64KiB", "write digits only"},
-      {"max-files = 3", "max-files = \"3\"", "log.max-files", "3", "remove the quotes"},
-      {"max-files = 3", "max-files = three", "log.max-files", "three",
-       "must be an integer between 1 and 100"},
-      {"console = false", "console = yes", "log.console", "yes", "must be true or false"},
-      {"console = false", "console = \"true\"", "log.console", "true", "without quotes"},
-      {"console = false", "console = False", "log.console", "False", "must be true or false"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = fast", "cluster.heartbeat-interval", "fast",
+     "must be a duration between 10ms and 10s"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = \"50ms\"", "cluster.heartbeat-interval",
+     "50ms", "remove the quotes"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = 50", "cluster.heartbeat-interval", "50",
+     "followed by ms, s or min"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = 1h", "cluster.heartbeat-interval", "1h",
+     "followed by ms, s or min"},
+    {"request-timeout = 3s", "request-timeout = 1.5s", "cluster.request-timeout", "1.5s",
+     "must be a duration between 100ms and 60s"},
+    {"max-size = 65536", "max-size = big", "log.max-size", "big",
+     "must be a size in bytes between 4096 and 1073741824"},
+    {"max-size = 65536", "max-size = 64KiB", "log.max-size", "64KiB", "write digits only"},
+    {"max-files = 3", "max-files = \"3\"", "log.max-files", "3", "remove the quotes"},
+    {"max-files = 3", "max-files = three", "log.max-files", "three",
+     "must be an integer between 1 and 100"},
+    {"console = false", "console = yes", "log.console", "yes", "must be true or false"},
+    {"console = false", "console = \"true\"", "log.console", "true", "without quotes"},
+    {"console = false", "console = False", "log.console", "False", "must be true or false"},
   };
   for (const auto& bad : cases) {
     auto text = replace_line(full_primary, bad.old_line, bad.new_line);
     auto result = load(text);
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, at(text, bad.new_line) + "option '" + bad.option +
-                                     "' has invalid value '" + bad.value + "': ");
+                                   "' has invalid value '" + bad.value + "': ");
     CHECK_CONTAINS(result.error, bad.rule);
   }
 }
 
 CAF_TEST(values out of range) {
   std::vector<bad_value> cases = {
-      {"heartbeat-interval = 50ms", "heartbeat-interval = 5ms", "cluster.heartbeat-interval", "5ms",
-       "must be a duration between 10ms and 10s"},
-      {"heartbeat-interval = 50ms", "heartbeat-interval = 11s", "cluster.heartbeat-interval", "11s",
-       "must be a duration between 10ms and 10s"},
-      {"failure-timeout = 1min", "failure-timeout = 61s", "cluster.failure-timeout", "61s",
-       "must be a duration between 100ms and 60s"},
-      {"failure-timeout = 1min", "failure-timeout = 2min", "cluster.failure-timeout", "2min",
-       "must be a duration between 100ms and 60s"},
-      {"reconnect-max-backoff = 2s", "reconnect-max-backoff = 49ms",
-       "cluster.reconnect-max-backoff", "49ms", "must be a duration between 50ms and 30s"},
-      {"reconnect-max-backoff = 2s", "reconnect-max-backoff = 31s", "cluster.reconnect-max-backoff",
-       "31s", "must be a duration between 50ms and 30s"},
-      {"request-timeout = 3s", "request-timeout = 0ms", "cluster.request-timeout", "0ms",
-       "must be a duration between 100ms and 60s"},
-      {"request-timeout = 3s", "request-timeout = 99999999999999999999999ms",
-       "cluster.request-timeout", "99999999999999999999999ms",
-       "must be a duration between 100ms and 60s"},
-      {"max-size = 65536", "max-size = 4095", "log.max-size", "4095",
-       "must be a size in bytes between 4096 and 1073741824"},
-      {"max-size = 65536", "max-size = 1073741825", "log.max-size", "1073741825",
-       "must be a size in bytes between 4096 and 1073741824"},
-      {"max-files = 3", "max-files = 0", "log.max-files", "0",
-       "must be an integer between 1 and 100"},
-      {"max-files = 3", "max-files = 101", "log.max-files", "101",
-       "must be an integer between 1 and 100"},
-      {"max-files = 3", "max-files = -1", "log.max-files", "-1",
-       "must be an integer between 1 and 100"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = 5ms", "cluster.heartbeat-interval", "5ms",
+     "must be a duration between 10ms and 10s"},
+    {"heartbeat-interval = 50ms", "heartbeat-interval = 11s", "cluster.heartbeat-interval", "11s",
+     "must be a duration between 10ms and 10s"},
+    {"failure-timeout = 1min", "failure-timeout = 61s", "cluster.failure-timeout", "61s",
+     "must be a duration between 100ms and 60s"},
+    {"failure-timeout = 1min", "failure-timeout = 2min", "cluster.failure-timeout", "2min",
+     "must be a duration between 100ms and 60s"},
+    {"reconnect-max-backoff = 2s", "reconnect-max-backoff = 49ms", "cluster.reconnect-max-backoff",
+     "49ms", "must be a duration between 50ms and 30s"},
+    {"reconnect-max-backoff = 2s", "reconnect-max-backoff = 31s", "cluster.reconnect-max-backoff",
+     "31s", "must be a duration between 50ms and 30s"},
+    {"request-timeout = 3s", "request-timeout = 0ms", "cluster.request-timeout", "0ms",
+     "must be a duration between 100ms and 60s"},
+    {"request-timeout = 3s", "request-timeout = 99999999999999999999999ms",
+     "cluster.request-timeout", "99999999999999999999999ms",
+     "must be a duration between 100ms and 60s"},
+    {"max-size = 65536", "max-size = 4095", "log.max-size", "4095",
+     "must be a size in bytes between 4096 and 1073741824"},
+    {"max-size = 65536", "max-size = 1073741825", "log.max-size", "1073741825",
+     "must be a size in bytes between 4096 and 1073741824"},
+    {"max-files = 3", "max-files = 0", "log.max-files", "0",
+     "must be an integer between 1 and 100"},
+    {"max-files = 3", "max-files = 101", "log.max-files", "101",
+     "must be an integer between 1 and 100"},
+    {"max-files = 3", "max-files = -1", "log.max-files", "-1",
+     "must be an integer between 1 and 100"},
   };
   for (const auto& bad : cases) {
     auto text = replace_line(full_primary, bad.old_line, bad.new_line);
     auto result = load(text);
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, at(text, bad.new_line) + "option '" + bad.option +
-                                     "' has invalid value '" + bad.value + "': " + bad.rule);
+                                   "' has invalid value '" + bad.value + "': " + bad.rule);
   }
 }
 
 CAF_TEST(invalid strings) {
   std::vector<bad_value> cases = {
-      {"name = \"test-cluster\"", "name = \"test cluster\"", "cluster.name", "test cluster",
-       "must be 1 to 64 characters"},
-      {"name = \"test-cluster\"", "name = \"\"", "cluster.name", "", "must be 1 to 64 characters"},
-      {"name = \"test-cluster\"", "name = " + std::string(65, 'a'), "cluster.name",
-       std::string(65, 'a'), "must be 1 to 64 characters"},
-      {"node = mx1 ; a bare word is a string", "node = mx/1", "cluster.node", "mx/1",
-       "must be 1 to 64 characters"},
-      {"role = primary", "role = master", "cluster.role", "master", "must be primary or secondary"},
-      {"role = primary", "role = Primary", "cluster.role", "Primary",
-       "must be primary or secondary"},
-      {"level = debug", "level = verbose", "log.level", "verbose",
-       "must be one of trace, debug, info, warn, error"},
-      {"state-dir = \"state/\"", "state-dir = \"\"", "storage.state-dir", "", "must be a path"},
-      {"state-dir = \"state/\"", "state-dir = ~/state", "storage.state-dir", "~/state",
-       "must be a path, and '~' is not expanded"},
+    {"name = \"test-cluster\"", "name = \"test cluster\"", "cluster.name", "test cluster",
+     "must be 1 to 64 characters"},
+    {"name = \"test-cluster\"", "name = \"\"", "cluster.name", "", "must be 1 to 64 characters"},
+    {"name = \"test-cluster\"", "name = " + std::string(65, 'a'), "cluster.name",
+     std::string(65, 'a'), "must be 1 to 64 characters"},
+    {"node = mx1 ; a bare word is a string", "node = mx/1", "cluster.node", "mx/1",
+     "must be 1 to 64 characters"},
+    {"role = primary", "role = master", "cluster.role", "master", "must be primary or secondary"},
+    {"role = primary", "role = Primary", "cluster.role", "Primary", "must be primary or secondary"},
+    {"level = debug", "level = verbose", "log.level", "verbose",
+     "must be one of trace, debug, info, warn, error"},
+    {"state-dir = \"state/\"", "state-dir = \"\"", "storage.state-dir", "", "must be a path"},
+    {"state-dir = \"state/\"", "state-dir = ~/state", "storage.state-dir", "~/state",
+     "must be a path, and '~' is not expanded"},
   };
   for (const auto& bad : cases) {
     auto text = replace_line(full_primary, bad.old_line, bad.new_line);
     auto result = load(text);
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, at(text, bad.new_line) + "option '" + bad.option +
-                                     "' has invalid value '" + bad.value + "': " + bad.rule);
+                                   "' has invalid value '" + bad.value + "': " + bad.rule);
   }
 }
 
 CAF_TEST(longest valid name) {
   auto text =
-      replace_line(full_primary, "name = \"test-cluster\"", "name = " + std::string(64, 'a'));
+    replace_line(full_primary, "name = \"test-cluster\"", "name = " + std::string(64, 'a'));
   auto result = load(text);
   CAF_CHECK_EQUAL(result.error, "");
 }
@@ -618,12 +617,11 @@ CAF_TEST(heartbeat too slow for default failure timeout) {
 
 CAF_TEST(invalid cluster addresses) {
   std::vector<std::string> addresses = {
-      "127.0.0.1",       ":4701",         "mx1.example.com:", "mx1:0",
-      "mx1:65536",       "mx1:http",      "mx1:-1",           "mx1:+80",
-      "10.0.0.256:4701", "10.0.0:4701",   "010.0.0.1:4701",   "::1:4701",
-      "[::1]4701",       "[::1]:",        "[zz::1]:4701",     "[10.0.0.1]:4701",
-      "mx 1:4701",       "-mx1:4701",     "mx1-:4701",        "mx1..example:4701",
-      "mx1.:4701",       "mx1:4701:4702", "mx_1:4701",        "[::1:4701",
+    "127.0.0.1",       ":4701",         "mx1.example.com:", "mx1:0",           "mx1:65536",
+    "mx1:http",        "mx1:-1",        "mx1:+80",          "10.0.0.256:4701", "10.0.0:4701",
+    "010.0.0.1:4701",  "::1:4701",      "[::1]4701",        "[::1]:",          "[zz::1]:4701",
+    "[10.0.0.1]:4701", "mx 1:4701",     "-mx1:4701",        "mx1-:4701",       "mx1..example:4701",
+    "mx1.:4701",       "mx1:4701:4702", "mx_1:4701",        "[::1:4701",
   };
   for (const auto& address : addresses) {
     auto line = "listen = \"" + address + "\"";
@@ -631,18 +629,18 @@ CAF_TEST(invalid cluster addresses) {
     auto result = load(text);
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, at(text, line) + "option 'cluster.listen' has invalid value '" +
-                                     address + "': must be host:port");
+                                   address + "': must be host:port");
   }
 }
 
 CAF_TEST(valid cluster addresses) {
   std::vector<std::string> addresses = {
-      "10.0.0.1:4701",         "[fd00::1]:4701", "[::]:1",
-      "mx1.example.com:65535", "mx1:4701",       "[::ffff:10.0.0.1]:4701",
+    "10.0.0.1:4701",         "[fd00::1]:4701", "[::]:1",
+    "mx1.example.com:65535", "mx1:4701",       "[::ffff:10.0.0.1]:4701",
   };
   for (const auto& address : addresses) {
     auto text =
-        replace_line(full_primary, "listen = \"0.0.0.0:4701\"", "listen = \"" + address + "\"");
+      replace_line(full_primary, "listen = \"0.0.0.0:4701\"", "listen = \"" + address + "\"");
     auto result = load(text);
     CAF_CHECK_EQUAL(result.error, "");
     CAF_REQUIRE(result.config);
@@ -652,8 +650,8 @@ CAF_TEST(valid cluster addresses) {
 
 CAF_TEST(admin listen must be loopback) {
   std::vector<std::string> addresses = {
-      "10.0.0.1:4801",  "0.0.0.0:4801",         "[::]:4801",
-      "[fd00::1]:4801", "mx1.example.com:4801", "128.0.0.1:4801",
+    "10.0.0.1:4801",  "0.0.0.0:4801",         "[::]:4801",
+    "[fd00::1]:4801", "mx1.example.com:4801", "128.0.0.1:4801",
   };
   for (const auto& address : addresses) {
     auto line = "listen = \"" + address + "\"";
@@ -661,7 +659,7 @@ CAF_TEST(admin listen must be loopback) {
     auto result = load(text);
     CAF_CHECK(!result.config);
     CHECK_CONTAINS(result.error, at(text, line) + "option 'admin.listen' has invalid value '" +
-                                     address + "': must be on a loopback address");
+                                   address + "': must be on a loopback address");
   }
 }
 
@@ -718,7 +716,7 @@ CAF_TEST(missing tls file) {
   auto result = load(full_primary);
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, at(full_primary, "key = tls/node.key") +
-                                   "option 'openssl.key' has invalid value 'tls/node.key'");
+                                 "option 'openssl.key' has invalid value 'tls/node.key'");
   CHECK_CONTAINS(result.error, "file not found at " + (dir / "tls/node.key").string());
 }
 
@@ -728,7 +726,7 @@ CAF_TEST(tls file is a directory) {
   auto result = load(full_primary);
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, at(full_primary, "cafile = \"tls/ca.pem\"") +
-                                   "option 'openssl.cafile' has invalid value 'tls/ca.pem'");
+                                 "option 'openssl.cafile' has invalid value 'tls/ca.pem'");
   CHECK_CONTAINS(result.error, "not a regular file");
 }
 
@@ -742,7 +740,7 @@ CAF_TEST(unreadable tls file) {
   auto result = load(full_primary);
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, at(full_primary, "certificate = \"tls/node.pem\"") +
-                                   "option 'openssl.certificate' has invalid value 'tls/node.pem'");
+                                 "option 'openssl.certificate' has invalid value 'tls/node.pem'");
   CHECK_CONTAINS(result.error, "file not readable");
 }
 
@@ -792,7 +790,7 @@ CAF_TEST(empty file lacks cluster name) {
   auto result = load("");
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, config_file.string() +
-                                   ": missing required option 'cluster.name' in section [cluster]");
+                                 ": missing required option 'cluster.name' in section [cluster]");
 }
 
 CAF_TEST(relative config path is made absolute) {

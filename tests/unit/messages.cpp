@@ -13,9 +13,7 @@ using namespace mc;
 namespace {
 
 struct config : caf::actor_system_config {
-  config() {
-    register_message_types(*this);
-  }
+  config() { register_message_types(*this); }
 };
 
 struct fixture : test_coordinator_fixture<config> {
@@ -49,8 +47,8 @@ CAF_TEST(join request round trip) {
 }
 
 CAF_TEST(join response round trip) {
-  join_response response{static_cast<uint8_t>(join_verdict::not_registered), "why", "mx1", "1.0",
-                         9, true};
+  join_response response{
+    static_cast<uint8_t>(join_verdict::not_registered), "why", "mx1", "1.0", 9, true};
   auto copy = round_trip(response);
   CAF_CHECK_EQUAL(copy.verdict, static_cast<uint8_t>(join_verdict::not_registered));
   CAF_CHECK_EQUAL(copy.reason, "why");
@@ -69,8 +67,8 @@ CAF_TEST(challenge round trip) {
 }
 
 CAF_TEST(roster round trip) {
-  roster_msg roster{{member_info{"mx1", "primary", true, 5}, member_info{"mx2", "secondary",
-                                                                         false, 6}}};
+  roster_msg roster{
+    {member_info{"mx1", "primary", true, 5}, member_info{"mx2", "secondary", false, 6}}};
   auto copy = round_trip(roster);
   CAF_REQUIRE_EQUAL(copy.members.size(), 2u);
   CAF_CHECK_EQUAL(copy.members[1].node, "mx2");

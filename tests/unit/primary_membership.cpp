@@ -54,17 +54,11 @@ struct cluster_files {
     fs::remove_all(dir, ignored);
   }
 
-  std::string file(const std::string& name) const {
-    return (dir / name).string();
-  }
+  std::string file(const std::string& name) const { return (dir / name).string(); }
 
-  std::string cert(const std::string& node) const {
-    return file(node + ".pem");
-  }
+  std::string cert(const std::string& node) const { return file(node + ".pem"); }
 
-  std::string key(const std::string& node) const {
-    return file(node + ".key");
-  }
+  std::string key(const std::string& node) const { return file(node + ".key"); }
 
   std::string pem(const std::string& path) const {
     std::string out;
@@ -185,8 +179,12 @@ struct fixture : test_coordinator_fixture<> {
     admin_result result;
     bool done = false;
     while (!done)
-      self->receive([&](admin_result& x) { result = std::move(x); done = true; },
-                    [&](peer_event_msg& x) { events.push_back(std::move(x)); });
+      self->receive(
+        [&](admin_result& x) {
+          result = std::move(x);
+          done = true;
+        },
+        [&](peer_event_msg& x) { events.push_back(std::move(x)); });
     return result;
   }
 

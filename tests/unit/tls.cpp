@@ -255,10 +255,10 @@ CAF_TEST(credentials encrypted key with passphrase) {
   auto files = make_credentials(dir, "");
   encrypt_key_file(files, "correct horse");
   auto good =
-      check_credentials(files.certificate, files.key, "correct horse", files.ca_certificate);
+    check_credentials(files.certificate, files.key, "correct horse", files.ca_certificate);
   CAF_CHECK(good.ok);
   auto wrong =
-      check_credentials(files.certificate, files.key, "battery staple", files.ca_certificate);
+    check_credentials(files.certificate, files.key, "battery staple", files.ca_certificate);
   CAF_CHECK(!wrong.ok);
   CAF_CHECK(contains(wrong.error, "passphrase is wrong"));
   CAF_CHECK(!contains(wrong.error, "battery staple"));
@@ -278,7 +278,7 @@ CAF_TEST(signature round trip) {
   CAF_CHECK(!signature.empty());
   auto pem = read_text(files.certificate);
   auto result =
-      verify_signature(pem, files.ca_certificate, "node-a", "join challenge 42", signature);
+    verify_signature(pem, files.ca_certificate, "node-a", "join challenge 42", signature);
   CAF_CHECK(result.ok);
   CAF_CHECK_EQUAL(result.error, "");
 }
@@ -477,7 +477,7 @@ CAF_TEST(generated serials differ) {
   CAF_REQUIRE(a != nullptr);
   CAF_REQUIRE(b != nullptr);
   CAF_CHECK_NOT_EQUAL(
-      ASN1_INTEGER_cmp(X509_get0_serialNumber(a.get()), X509_get0_serialNumber(b.get())), 0);
+    ASN1_INTEGER_cmp(X509_get0_serialNumber(a.get()), X509_get0_serialNumber(b.get())), 0);
 }
 
 CAF_TEST(node certificate CA key mismatch) {

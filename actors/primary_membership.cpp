@@ -92,9 +92,17 @@ challenge_response answer_challenge(self_ptr self, const challenge_request& requ
   return response;
 }
 
-join_response reject(const join_request& request, join_verdict verdict, std::string reason) {
-  logger()->warn("rejected join of {}: {} verdict={} version={} incarnation={}", request.node,
-                 reason, to_string(verdict), request.version, request.incarnation);
+join_response reject(self_ptr self, const join_request& request, join_verdict verdict,
+                     std::string reason) {
+  // A rejected node retries every few seconds: log each reason once.
+  auto& last = self->state.last_rejection[request.node];
+  if (last != reason) {
+    last = reason;
+    logger()->warn("rejected join of {}: {} verdict={} version={} incarnation={}", request.node,
+                   reason, to_string(verdict), request.version, request.incarnation);
+  } else {
+    logger()->debug("rejected join of {} again: verdict={}", request.node, to_string(verdict));
+  }
   join_response response;
   response.verdict = static_cast<uint8_t>(verdict);
   response.reason = std::move(reason);
@@ -108,18 +116,18 @@ join_response check_join(self_ptr self, const join_request& request) {
   auto& config = st.context->config;
   const auto& me = config.node_name;
   if (request.cluster != config.cluster_name)
-    return reject(request, join_verdict::wrong_cluster,
+    return reject(self, request, join_verdict::wrong_cluster,
                   "cluster name '" + request.cluster + "' differs from the primary's cluster '" +
                     config.cluster_name + "'; set cluster.name = \"" + config.cluster_name +
                     "\" in the node's role config");
   if (request.version != st.context->version)
-    return reject(request, join_verdict::version_mismatch,
+    return reject(self, request, join_verdict::version_mismatch,
                   "mailcluster version " + request.version + " differs from version " +
                     st.context->version + " on the primary " + me +
                     "; every node must run the same version");
   auto challenge = st.challenges.find(request.node);
   if (challenge == st.challenges.end() || challenge->second.expires < self->clock().now())
-    return reject(request, join_verdict::bad_identity,
+    return reject(self, request, join_verdict::bad_identity,
                   "no valid challenge for node '" + request.node +
                     "' (unknown or expired); the node retries the handshake");
   auto nonce = challenge->second.nonce;
@@ -128,29 +136,29 @@ join_response check_join(self_ptr self, const join_request& request) {
   auto verified = tls::verify_signature(request.certificate, config.cafile, request.node, proof,
                                         request.signature);
   if (!verified.ok)
-    return reject(request, join_verdict::bad_identity,
+    return reject(self, request, join_verdict::bad_identity,
                   "cannot prove identity as '" + request.node + "': " + verified.error);
   if (request.key_digest.empty())
-    return reject(request, join_verdict::missing_key,
+    return reject(self, request, join_verdict::missing_key,
                   "node '" + request.node +
                     "' sent no registration key; set cluster.registration-key in its role config");
   if (request.key_digest == st.context->key_digest)
-    return reject(request, join_verdict::duplicate_key,
+    return reject(self, request, join_verdict::duplicate_key,
                   "registration key of node '" + request.node + "' is already used by node '" + me +
                     "'; give every node its own cluster.registration-key");
   auto server = st.registry->find(request.node);
   if (server == nullptr)
-    return reject(request, join_verdict::not_registered,
+    return reject(self, request, join_verdict::not_registered,
                   "node '" + request.node + "' is not registered on the primary " + me +
                     "; run 'mailclusterctl --config-file=<primary config> add-server " +
                     request.node + "' on " + me);
   auto owner = st.registry->owner_of_key(request.key_digest);
   if (owner && *owner != request.node)
-    return reject(request, join_verdict::duplicate_key,
+    return reject(self, request, join_verdict::duplicate_key,
                   "registration key of node '" + request.node + "' is already used by node '" +
                     *owner + "'; give every node its own cluster.registration-key");
   if (!server->key_digest.empty() && server->key_digest != request.key_digest)
-    return reject(request, join_verdict::key_mismatch,
+    return reject(self, request, join_verdict::key_mismatch,
                   "registration key of node '" + request.node +
                     "' differs from the key it first joined with; restore the old key, or run "
                     "'mailclusterctl remove-server " +
@@ -158,7 +166,7 @@ join_response check_join(self_ptr self, const join_request& request) {
   auto existing = st.members.find(request.node);
   if (existing != st.members.end() && existing->second.online &&
       existing->second.incarnation != request.incarnation)
-    return reject(request, join_verdict::already_online,
+    return reject(self, request, join_verdict::already_online,
                   "node '" + request.node + "' is already online with incarnation " +
                     std::to_string(existing->second.incarnation) +
                     "; stop the other process that uses this name");
@@ -180,6 +188,7 @@ void accept_member(self_ptr self, const join_request& request, bool newly_added)
   member.since_ms = wall_clock_ms();
   member.last_heard = self->clock().now();
   member.detail.clear();
+  st.last_rejection.erase(request.node);
   self->monitor(request.member);
   if (newly_added) {
     st.registry->mark_joined(request.node, request.key_digest);

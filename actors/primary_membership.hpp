@@ -50,6 +50,8 @@ struct primary_state {
   std::unique_ptr<server_registry> registry;
   std::map<std::string, member_entry> members;
   std::map<std::string, pending_challenge> challenges;
+  /// Last rejection reason logged per node name, so retries log once.
+  std::map<std::string, std::string> last_rejection;
   uint64_t heartbeat_sequence = 0;
   /// When the last tick ran; a much later tick means this node was stalled.
   steady_time last_tick;

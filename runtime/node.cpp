@@ -227,7 +227,7 @@ int run_node(int argc, char** argv) {
     lg->warn("advertising version {} instead of {} (MAILCLUSTER_TEST_ADVERTISE_VERSION is set; "
              "for tests only)",
              context->version, MC_VERSION);
-  lg->info("node {} starting: role={} cluster={} version={} incarnation={} config={}",
+  lg->info("mailclusterd {} starting: role={} cluster={} version={} incarnation={} config={}",
            config.node_name, to_string(config.role), config.cluster_name, context->version,
            context->incarnation, config.file);
 
@@ -250,10 +250,10 @@ int run_node(int argc, char** argv) {
     waiter->monitor(root);
     waiter->receive([&](caf::down_msg& msg) {
       if (msg.reason == caf::exit_reason::user_shutdown) {
-        lg->info("node {} stopped", config.node_name);
+        lg->info("mailclusterd {} stopped", config.node_name);
       } else {
         auto reason = system.render(msg.reason);
-        lg->error("node {} stopping after a failure: {}", config.node_name, reason);
+        lg->error("mailclusterd {} stopping after a failure: {}", config.node_name, reason);
         // The log may go to a file only, so write the reason to stderr too.
         std::cerr << "mailclusterd: node " << config.node_name
                   << " stopped after a failure: " << reason << "; see " << config.log_file << "\n";

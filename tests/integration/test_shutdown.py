@@ -34,7 +34,7 @@ class ShutdownTest(harness.ClusterTestCase):
         self.assertEqual(code, 0, context)
         line = cluster.find_log(node, r"Info node received signal .*: shutting down")
         self.assertIsNotNone(line, context)
-        line = cluster.find_log(node, rf"Info node node {node} stopped")
+        line = cluster.find_log(node, rf"Info node mailclusterd {node} stopped")
         self.assertIsNotNone(line, context)
 
         cluster.wait_for_log(PRIMARY, rf"Warning membership secondary {node} offline: node shut down", OFFLINE_LIMIT_S,
@@ -59,7 +59,7 @@ class ShutdownTest(harness.ClusterTestCase):
         code = cluster.terminate(PRIMARY, EXIT_LIMIT_S)
         context = cluster.explain(f"primary after SIGTERM: exit code {code}", [PRIMARY])
         self.assertEqual(code, 0, context)
-        line = cluster.find_log(PRIMARY, rf"Info node node {PRIMARY} stopped")
+        line = cluster.find_log(PRIMARY, rf"Info node mailclusterd {PRIMARY} stopped")
         self.assertIsNotNone(line, context)
         for node in ["mx2", "mx3"]:
             cluster.wait_for_log(node, rf"Warning membership primary {PRIMARY} at .* offline: ", OFFLINE_LIMIT_S,

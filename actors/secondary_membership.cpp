@@ -135,6 +135,7 @@ void primary_lost(self_ptr self, const std::string& reason, bool connection_clos
   st.primary = caf::actor{};
   st.primary_online = false;
   st.primary_since_ms = wall_clock_ms();
+  st.suspect_hung = !connection_closed;
   st.phase = secondary_phase::connecting;
   st.backoff = caf::timespan{0};
   st.join_error = reason;
@@ -194,16 +195,14 @@ void start_handshake(self_ptr self, caf::actor primary) {
     .then(
       [=](const challenge_response& challenge) { send_join(self, primary, my_nonce, challenge); },
       [=](caf::error& err) {
+        if (err == caf::sec::request_timeout)
+          self->state.suspect_hung = true;
         attempt_failed(self, "handshake failed: " + self->system().render(err), false);
       });
 }
 
-void try_join(self_ptr self) {
-  auto& st = self->state;
-  if (st.phase == secondary_phase::joined || st.attempt_in_flight)
-    return;
-  st.attempt_in_flight = true;
-  auto& config = st.context->config;
+void connect_to_primary(self_ptr self) {
+  auto& config = self->state.context->config;
   auto manager = self->system().openssl_manager().actor_handle();
   self
     ->request(manager, config.request_timeout, caf::connect_atom::value, config.primary->host,
@@ -229,6 +228,47 @@ void try_join(self_ptr self) {
         auto& st = self->state;
         st.connect_timeouts = err == caf::sec::connection_timeout ? st.connect_timeouts + 1 : 0;
         attempt_failed(self, "cannot connect: " + self->system().render(err), false);
+      });
+}
+
+// Runs tls::probe_handshake() in a detached actor, because it blocks.
+caf::behavior tls_prober(caf::event_based_actor* self, node_context_ptr context) {
+  return {
+    [=](probe_atom) -> std::string {
+      auto& config = context->config;
+      auto timeout = static_cast<int>(config.request_timeout.count());
+      auto result =
+        tls::probe_handshake(config.primary->host, config.primary->port, config.certificate,
+                             config.key, config.passphrase, config.cafile, timeout);
+      self->quit();
+      return result.ok ? std::string{} : result.error;
+    },
+  };
+}
+
+void try_join(self_ptr self) {
+  auto& st = self->state;
+  if (st.phase == secondary_phase::joined || st.attempt_in_flight)
+    return;
+  st.attempt_in_flight = true;
+  if (!st.suspect_hung) {
+    connect_to_primary(self);
+    return;
+  }
+  auto prober = self->spawn<caf::detached>(tls_prober, st.context);
+  auto limit = st.context->config.request_timeout + std::chrono::seconds(1);
+  self->request(prober, limit, probe_atom::value)
+    .then(
+      [=](const std::string& error) {
+        if (!error.empty()) {
+          attempt_failed(self, error, false);
+          return;
+        }
+        self->state.suspect_hung = false;
+        connect_to_primary(self);
+      },
+      [=](caf::error& err) {
+        attempt_failed(self, "TLS probe failed: " + self->system().render(err), false);
       });
 }
 

@@ -13,6 +13,9 @@ using tick_atom = caf::atom_constant<caf::atom("mc_tick")>;
 /// Timer of a secondary: try to reach and join the primary now.
 using join_atom = caf::atom_constant<caf::atom("mc_join")>;
 
+/// Request to a detached helper actor: probe a TLS handshake with a peer.
+using probe_atom = caf::atom_constant<caf::atom("mc_probe")>;
+
 /// Timer of the supervisor: restart the named child now.
 using restart_atom = caf::atom_constant<caf::atom("mc_restart")>;
 

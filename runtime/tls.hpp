@@ -40,6 +40,14 @@ check_result verify_signature(const std::string& certificate_pem, const std::str
                               const std::string& expected_name, const std::string& data,
                               const std::string& signature);
 
+/// Connects to `host:port` and completes a TLS handshake with this node's
+/// credentials within `timeout_ms`, then closes the connection. Runs
+/// blocking, so call it from a detached actor or a plain thread.
+check_result probe_handshake(const std::string& host, uint16_t port,
+                             const std::string& certificate_file, const std::string& key_file,
+                             const std::string& passphrase, const std::string& ca_file,
+                             int timeout_ms);
+
 /// Returns the subject common name of a PEM certificate, or "" if it does
 /// not parse.
 std::string common_name(const std::string& certificate_pem);

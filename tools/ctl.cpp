@@ -221,6 +221,13 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
               << "?\n";
     return exit_failed;
   };
+  // A hung node accepts TCP but never completes the TLS handshake, and CAF
+  // would spin a core while waiting for it. Probe it first without CAF.
+  auto probe =
+    tls::probe_handshake(config.admin_listen.host, config.admin_listen.port, config.certificate,
+                         config.key, config.passphrase, config.cafile, args.timeout_ms);
+  if (!probe.ok)
+    return unreachable(probe.error);
   caf::actor admin;
   std::string connect_error;
   auto manager = system.openssl_manager().actor_handle();

@@ -1,5 +1,6 @@
 """Secondaries notice a primary stopped with SIGSTOP and rejoin after SIGCONT."""
 
+import os
 import time
 
 import harness
@@ -12,6 +13,19 @@ SECONDARIES = ["mx2", "mx3"]
 # 1 s.
 OFFLINE_LIMIT_S = 3.0
 REJOIN_LIMIT_S = 5.0
+
+# CPU a secondary may use while the primary is stopped: a tenth of a core
+# over the sample. The spinning bug used 30-90 %, an idle node under 1 %.
+CPU_SAMPLE_S = 3.0
+CPU_LIMIT_S = 0.3
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user plus system CPU time of a process in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class PrimaryStopTest(harness.ClusterTestCase):
@@ -33,6 +47,18 @@ class PrimaryStopTest(harness.ClusterTestCase):
             )
         for node in SECONDARIES:
             cluster.wait_for_peer(node, PRIMARY, "offline", OFFLINE_LIMIT_S, since=stopped_at)
+
+        # While the primary hangs, the secondaries retry their join. A CAF
+        # connect to a hung peer spun a whole core per secondary; the TLS
+        # probe before each attempt keeps them idle.
+        before = {node: cpu_seconds(cluster.processes[node].pid) for node in SECONDARIES}
+        time.sleep(CPU_SAMPLE_S)
+        for node in SECONDARIES:
+            used = cpu_seconds(cluster.processes[node].pid) - before[node]
+            context = cluster.explain(
+                f"{node} used {used:.2f} s of CPU in {CPU_SAMPLE_S} s while the primary was stopped"
+            )
+            self.assertLess(used, CPU_LIMIT_S, context)
 
         continued_at = time.monotonic()
         cluster.resume(PRIMARY)

@@ -1,5 +1,9 @@
 #include "runtime/node.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstring>
@@ -87,6 +91,30 @@ std::string prepare_state_dir(const std::string& dir) {
            "' (option 'storage.state-dir') is not writable: " + std::strerror(errno);
   out.close();
   boost::filesystem::remove(probe, ec);
+  return {};
+}
+
+// Takes an exclusive lock on <state-dir>/mailclusterd.lock for the life of
+// the process and writes the process id into it. Returns "" or the reason.
+std::string lock_state_dir(const std::string& dir) {
+  auto file = dir + "/mailclusterd.lock";
+  int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return "cannot open lock file '" + file + "': " + std::strerror(errno);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char owner[32] = {};
+    auto n = ::pread(fd, owner, sizeof(owner) - 1, 0);
+    std::string pid = n > 0 ? std::string(owner, static_cast<size_t>(n)) : "unknown";
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' '))
+      pid.pop_back();
+    ::close(fd);
+    return "another mailclusterd (pid " + pid + ") already runs with state directory '" + dir +
+           "'; stop it first or use another storage.state-dir";
+  }
+  auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) < 0)
+    return "cannot write lock file '" + file + "': " + std::strerror(errno);
+  // The descriptor stays open on purpose: closing it would release the lock.
   return {};
 }
 
@@ -204,6 +232,12 @@ int run_node(int argc, char** argv) {
     return exit_ok;
   }
   if (auto error = prepare_state_dir(config.state_dir); !error.empty()) {
+    std::cerr << "mailclusterd: " << config.file << ": " << error << "\n";
+    return exit_bad_config;
+  }
+  // Held until the process exits, before the log or the incarnation is
+  // touched, so a second start with the same config changes nothing.
+  if (auto error = lock_state_dir(config.state_dir); !error.empty()) {
     std::cerr << "mailclusterd: " << config.file << ": " << error << "\n";
     return exit_bad_config;
   }

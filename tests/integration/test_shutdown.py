@@ -67,5 +67,26 @@ class ShutdownTest(harness.ClusterTestCase):
             self.assertTrue(cluster.is_running(node), cluster.explain(f"{node} exited with the primary", [node]))
 
 
+class SecondInstanceTest(harness.ClusterTestCase):
+    def test_second_instance_is_rejected(self):
+        cluster = self.make_cluster(nodes=2)
+        cluster.start_all()
+        cluster.wait_until_joined(timeout_s=10)
+        mark = cluster.log_mark("mx2")
+        incarnation = (cluster.config("mx2").parent / "state" / "incarnation").read_text()
+
+        result = harness.run_command(
+            [harness.binary("mailclusterd"), f"--config-file={cluster.config('mx2')}"],
+            timeout_s=EXIT_LIMIT_S,
+        )
+        context = cluster.explain(f"second mx2: exit {result.returncode}\n{result.stderr}")
+        self.assertEqual(result.returncode, 2, context)
+        self.assertIn("already runs with state directory", result.stderr, context)
+        self.assertIsNone(cluster.find_log("mx2", r"starting|stopping", mark), context)
+        after = (cluster.config("mx2").parent / "state" / "incarnation").read_text()
+        self.assertEqual(after, incarnation, context)
+        self.assertTrue(cluster.is_running("mx2"), context)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -164,8 +164,11 @@ join_response check_join(self_ptr self, const join_request& request) {
                     "'mailclusterctl remove-server " +
                     request.node + "' and 'add-server " + request.node + "' on " + me);
   auto existing = st.members.find(request.node);
+  // Two processes can share an incarnation number (two machines that both
+  // start for the first time), so a different member actor also counts.
   if (existing != st.members.end() && existing->second.online &&
-      existing->second.incarnation != request.incarnation)
+      (existing->second.incarnation != request.incarnation ||
+       existing->second.handle != request.member))
     return reject(self, request, join_verdict::already_online,
                   "node '" + request.node + "' is already online with incarnation " +
                     std::to_string(existing->second.incarnation) +

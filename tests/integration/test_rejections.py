@@ -110,8 +110,8 @@ class RejectionTest(harness.ClusterTestCase):
         self.assert_rejected(cluster, "mx2", "wrong_cluster", started_at, message_part="othercluster")
 
     def test_second_process_same_name(self):
-        # A second mx2 process with the same state directory starts with a
-        # higher incarnation while the first one is still online.
+        # A second mx2 process with its own state directory (the first one
+        # holds a lock on its own) starts while the first one is online.
         cluster = self.make_cluster(nodes=2)
         cluster.start_all()
         cluster.wait_until_joined()
@@ -120,6 +120,7 @@ class RejectionTest(harness.ClusterTestCase):
         admin_port = harness.find_free_base_port(1)
         text = harness.edit_ini(text, "admin", "listen", f'"127.0.0.1:{admin_port}"')
         text = harness.edit_ini(text, "log", "file", f'"{cluster.node_dir("mx2") / "duplicate.log"}"')
+        text = harness.edit_ini(text, "storage", "state-dir", f'"{cluster.node_dir("mx2") / "duplicate-state"}"')
         duplicate_config.write_text(text)
         mark = cluster.log_mark(PRIMARY)
 

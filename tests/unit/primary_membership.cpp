@@ -361,6 +361,17 @@ CAF_TEST(local stall threshold is half the timeout) {
                   caf::timespan{std::chrono::milliseconds(501)});
 }
 
+CAF_TEST(second process with same incarnation is rejected) {
+  CAF_REQUIRE_EQUAL(verdict_of(make_join("mx2", "mx2", "mx2-key-0123456789", 1)),
+                    join_verdict::accepted);
+  auto other = sys.spawn(fake_member);
+  auto request = make_join("mx2", "mx2", "mx2-key-0123456789", 1);
+  request.member = other;
+  CAF_CHECK_EQUAL(verdict_of(request), join_verdict::already_online);
+  caf::anon_send_exit(other, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
 CAF_TEST(beating member stays online) {
   CAF_REQUIRE_EQUAL(verdict_of(make_join("mx2", "mx2", "mx2-key-0123456789")),
                     join_verdict::accepted);

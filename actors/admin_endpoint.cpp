@@ -9,6 +9,7 @@
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
 #include "runtime/actor_guard.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
 
 namespace mc {
@@ -44,7 +45,7 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
       [=](caf::error& err) {
         logger()->error("cannot listen on admin address {}: {}; check admin.listen and whether "
                         "another process uses the port",
-                        to_string(address), self->system().render(err));
+                        to_string(address), describe_error(self->system(), err));
         self->quit(err);
       });
   return {
@@ -55,7 +56,11 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
       return self->delegate(target, std::move(request));
     },
     [=](admin_command& command) -> caf::result<caf::message> {
-      logger()->info("admin command: {} args={}", command.verb, command.args.size());
+      std::string args;
+      for (auto& arg : command.args)
+        args += " " + arg;
+      logger()->info("admin command received: {}{} -> passing it to the membership actor",
+                     command.verb, args);
       auto target = membership(self);
       if (!target)
         return caf::make_message(

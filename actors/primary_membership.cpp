@@ -11,6 +11,7 @@
 #include "messages/events.hpp"
 #include "messages/membership.hpp"
 #include "runtime/actor_guard.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/tls.hpp"
 
@@ -333,7 +334,7 @@ void publish_listener(self_ptr self) {
       [=](caf::error& err) {
         logger()->error("cannot listen on cluster address {}:{}: {}; check cluster.listen and "
                         "whether another process uses the port",
-                        host, port, self->system().render(err));
+                        host, port, describe_error(self->system(), err));
         self->quit(err);
       });
 }
@@ -379,7 +380,8 @@ caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_
   self->set_down_handler([=](caf::down_msg& msg) {
     for (auto& [name, member] : self->state.members)
       if (member.online && member.handle.address() == msg.source)
-        mark_offline(self, member, "connection lost (" + self->system().render(msg.reason) + ")");
+        mark_offline(self, member,
+                     "connection lost: " + describe_error(self->system(), msg.reason));
   });
   self->send(self, tick_atom::value);
   return {

@@ -12,6 +12,7 @@
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "runtime/actor_guard.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/tls.hpp"
 
@@ -184,7 +185,7 @@ void send_join(self_ptr self, caf::actor primary, const std::string& my_nonce,
                          true);
       },
       [=](caf::error& err) {
-        attempt_failed(self, "join request failed: " + self->system().render(err), false);
+        attempt_failed(self, "join request failed: " + describe_error(self->system(), err), false);
       });
 }
 
@@ -197,7 +198,7 @@ void start_handshake(self_ptr self, caf::actor primary) {
       [=](caf::error& err) {
         if (err == caf::sec::request_timeout)
           self->state.suspect_hung = true;
-        attempt_failed(self, "handshake failed: " + self->system().render(err), false);
+        attempt_failed(self, "handshake failed: " + describe_error(self->system(), err), false);
       });
 }
 
@@ -227,7 +228,7 @@ void connect_to_primary(self_ptr self) {
       [=](caf::error& err) {
         auto& st = self->state;
         st.connect_timeouts = err == caf::sec::connection_timeout ? st.connect_timeouts + 1 : 0;
-        attempt_failed(self, "cannot connect: " + self->system().render(err), false);
+        attempt_failed(self, "cannot connect: " + describe_error(self->system(), err), false);
       });
 }
 
@@ -268,7 +269,7 @@ void try_join(self_ptr self) {
         connect_to_primary(self);
       },
       [=](caf::error& err) {
-        attempt_failed(self, "TLS probe failed: " + self->system().render(err), false);
+        attempt_failed(self, "TLS probe failed: " + describe_error(self->system(), err), false);
       });
 }
 
@@ -360,7 +361,7 @@ caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
                  to_string(*context->config.primary), context->version, context->incarnation);
   self->set_down_handler([=](caf::down_msg& msg) {
     if (msg.source == self->state.primary.address())
-      primary_lost(self, "connection lost (" + self->system().render(msg.reason) + ")", true);
+      primary_lost(self, "connection lost: " + describe_error(self->system(), msg.reason), true);
   });
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -391,6 +392,8 @@ caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
     [=](const admin_command& command) -> admin_result {
       auto& st = self->state;
       auto primary = st.primary_node.empty() ? std::string{"the primary"} : st.primary_node;
+      logger()->warn("rejected admin command {}: this node is a secondary; the primary is {}",
+                     command.verb, primary);
       return {1, st.context->config.node_name +
                    " is a secondary: cluster state and configuration "
                    "are read-only here; run '" +

@@ -590,7 +590,14 @@ private:
   }
 
   void read_storage(node_config& config) const {
-    config.state_dir = read_path(require("storage.state-dir"));
+    auto& option = require("storage.state-dir");
+    config.state_dir = read_path(option);
+    // A missing directory is created at startup; anything else in the way
+    // would only fail then.
+    std::error_code ec;
+    if (fs::exists(config.state_dir, ec) && !fs::is_directory(config.state_dir, ec))
+      fail_value(option, "must be a directory, but " + config.state_dir +
+                           " is a file; point it to a directory");
   }
 
   void read_log(node_config& config) const {

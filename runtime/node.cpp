@@ -22,6 +22,7 @@
 #include "actors/secondary_membership.hpp"
 #include "messages/atoms.hpp"
 #include "messages/register.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/supervisor.hpp"
@@ -286,7 +287,9 @@ int run_node(int argc, char** argv) {
       if (msg.reason == caf::exit_reason::user_shutdown) {
         lg->info("mailclusterd {} stopped", config.node_name);
       } else {
-        auto reason = system.render(msg.reason);
+        auto reason = describe_gave_up(msg.reason);
+        if (reason.empty())
+          reason = describe_error(system, msg.reason);
         lg->error("mailclusterd {} stopping after a failure: {}", config.node_name, reason);
         // The log may go to a file only, so write the reason to stderr too.
         std::cerr << "mailclusterd: node " << config.node_name

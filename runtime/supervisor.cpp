@@ -4,6 +4,7 @@
 
 #include "messages/atoms.hpp"
 #include "runtime/actor_guard.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
 
 namespace mc {
@@ -46,7 +47,7 @@ void on_child_down(self_ptr self, const std::string& name, const caf::error& rea
   while (!failures.empty() && now - failures.front() > st.policy.window)
     failures.pop_front();
   failures.push_back(now);
-  auto reason_text = reason ? self->system().render(reason) : std::string{"normal exit"};
+  auto reason_text = reason ? describe_error(self->system(), reason) : std::string{"normal exit"};
   if (failures.size() > st.policy.max_restarts) {
     logger()->error(
       "child {} failed {} times within {} s: reason={} -> stopping the node", name, failures.size(),
@@ -54,7 +55,7 @@ void on_child_down(self_ptr self, const std::string& name, const caf::error& rea
     st.stopping = true;
     for (auto& [other, child] : st.running)
       self->send_exit(child, caf::exit_reason::user_shutdown);
-    self->quit(supervisor_gave_up(name));
+    self->quit(supervisor_gave_up(name, reason_text));
     return;
   }
   auto delay = st.policy.initial_backoff;
@@ -72,8 +73,17 @@ void on_child_down(self_ptr self, const std::string& name, const caf::error& rea
 
 } // namespace
 
-caf::error supervisor_gave_up(const std::string& child) {
-  return caf::make_error(caf::sec::runtime_error, "supervisor gave up", child);
+caf::error supervisor_gave_up(const std::string& child, const std::string& last_failure) {
+  return caf::make_error(caf::sec::runtime_error, "supervisor gave up", child, last_failure);
+}
+
+std::string describe_gave_up(const caf::error& reason) {
+  auto& context = reason.context();
+  if (!is_supervisor_gave_up(reason) || context.size() < 3 ||
+      !context.match_element<std::string>(1) || !context.match_element<std::string>(2))
+    return {};
+  return "the " + context.get_as<std::string>(1) +
+         " actor failed too often; last failure: " + context.get_as<std::string>(2);
 }
 
 bool is_supervisor_gave_up(const caf::error& reason) {
@@ -102,7 +112,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self,
     auto& st = self->state;
     st.stopping = true;
     logger()->info("stopping {} children: reason={}", st.running.size(),
-                   self->system().render(msg.reason));
+                   describe_error(self->system(), msg.reason));
     for (auto& [name, child] : st.running)
       self->send_exit(child, msg.reason);
     self->quit(msg.reason);

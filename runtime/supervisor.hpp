@@ -49,8 +49,11 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self,
                          std::vector<child_spec> children, restart_policy policy);
 
 /// Exit reason of a supervisor that hit the restart limit; its context
-/// names the child.
-caf::error supervisor_gave_up(const std::string& child);
+/// names the child and its last failure.
+caf::error supervisor_gave_up(const std::string& child, const std::string& last_failure);
+
+/// Returns a sentence for an exit reason from supervisor_gave_up(), else "".
+std::string describe_gave_up(const caf::error& reason);
 
 /// Returns true if `reason` came from supervisor_gave_up().
 bool is_supervisor_gave_up(const caf::error& reason);

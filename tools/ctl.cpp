@@ -21,6 +21,7 @@
 
 #include "messages/admin.hpp"
 #include "runtime/config.hpp"
+#include "runtime/describe_error.hpp"
 #include "runtime/node.hpp"
 #include "runtime/node_context.hpp"
 #include "runtime/tls.hpp"
@@ -247,7 +248,7 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
       .receive([&](const caf::node_id&, caf::strong_actor_ptr& ptr,
                    const std::set<std::string>&) { admin = caf::actor_cast<caf::actor>(ptr); },
                [&](caf::error& err) {
-                 connect_error = system.render(err);
+                 connect_error = describe_error(system, err);
                  if (err == caf::sec::connection_timeout) {
                    retry = true;
                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -266,7 +267,9 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
           else
             print_status_table(status);
         },
-        [&](caf::error& err) { result = unreachable("status failed: " + system.render(err)); });
+        [&](caf::error& err) {
+          result = unreachable("status failed: " + describe_error(system, err));
+        });
   } else {
     self->request(admin, timeout, command)
       .receive(
@@ -275,7 +278,9 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
             << (answer.exit_code == 0 ? "" : "mailclusterctl: ") << answer.message << "\n";
           result = answer.exit_code;
         },
-        [&](caf::error& err) { result = unreachable(verb + " failed: " + system.render(err)); });
+        [&](caf::error& err) {
+          result = unreachable(verb + " failed: " + describe_error(system, err));
+        });
   }
   return result;
 }

@@ -1,5 +1,12 @@
 #include "tools/local_cluster.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include <boost/filesystem.hpp>
@@ -65,6 +72,24 @@ std::string write_text(const fs::path& file, const std::string& text) {
   return {};
 }
 
+// Returns "" if a TCP socket can bind 127.0.0.1:`port` now, else the reason.
+std::string check_port_free(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return std::string{"cannot create a socket: "} + std::strerror(errno);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  auto bind_errno = errno;
+  ::close(fd);
+  if (rc != 0)
+    return "port " + std::to_string(port) + " on 127.0.0.1 is not free (" +
+           std::strerror(bind_errno) + "); choose another --base-port";
+  return {};
+}
+
 } // namespace
 
 std::string local_node_name(int index) {
@@ -78,6 +103,12 @@ std::string init_local_cluster(const local_cluster_options& options) {
   if (options.base_port < 1024 || options.base_port + 100 + options.nodes > 65535)
     return "--base-port " + std::to_string(options.base_port) + " is out of range: use 1024 to " +
            std::to_string(65535 - 100 - options.nodes);
+  for (int i = 0; i < options.nodes; ++i) {
+    for (int port : {options.base_port + i, options.base_port + 100 + i}) {
+      if (auto error = check_port_free(port); !error.empty())
+        return error;
+    }
+  }
   boost::system::error_code ec;
   auto root = fs::absolute(options.dir);
   if (fs::exists(root / local_node_name(1) / "node.ini", ec))

@@ -709,6 +709,15 @@ CAF_TEST(role names) {
   CAF_CHECK_EQUAL(std::string{mc::to_string(mc::node_role::secondary)}, "secondary");
 }
 
+CAF_TEST(state dir that is a file) {
+  std::ofstream((dir / "state").string()) << "not a directory";
+  auto result = load(full_primary);
+  CAF_CHECK(!result.config);
+  CHECK_CONTAINS(result.error, at(full_primary, "state-dir = \"state/\"") +
+                                 "option 'storage.state-dir' has invalid value 'state/'");
+  CHECK_CONTAINS(result.error, "must be a directory");
+}
+
 // -- TLS files ----------------------------------------------------------------
 
 CAF_TEST(missing tls file) {

@@ -33,6 +33,7 @@ namespace {
 
 constexpr const char* usage =
   "usage: mailclusterctl init-local-cluster DIR --nodes N [--base-port P] [--cluster NAME]\n"
+  "       mailclusterctl add-local-node DIR NAME\n"
   "       mailclusterctl --config-file=PATH status [--json]\n"
   "       mailclusterctl --config-file=PATH add-server NAME\n"
   "       mailclusterctl --config-file=PATH remove-server NAME\n"
@@ -105,6 +106,23 @@ int init_local(const std::vector<std::string>& words) {
   for (int i = 1; i <= options.nodes; ++i)
     std::cout << "  mailclusterd --config-file=" << options.dir << "/" << local_node_name(i)
               << "/node.ini" << (i == 1 ? "   (primary)" : "") << "\n";
+  return 0;
+}
+
+int add_local(const std::vector<std::string>& words) {
+  if (words.size() != 3)
+    return fail_usage("add-local-node needs the cluster directory and a node name");
+  auto& dir = words[1];
+  auto& name = words[2];
+  if (auto error = add_local_node(dir, name); !error.empty()) {
+    std::cerr << "mailclusterctl: add-local-node: " << error << "\n";
+    return exit_failed;
+  }
+  std::cout << "wrote node " << name << " to " << dir << "/" << name << "\n"
+            << "register it on the primary, then start it:\n"
+            << "  mailclusterctl --config-file=" << dir << "/" << local_node_name(1)
+            << "/node.ini add-server " << name << "\n"
+            << "  mailclusterd --config-file=" << dir << "/" << name << "/node.ini\n";
   return 0;
 }
 
@@ -311,6 +329,8 @@ int run_ctl(int argc, char** argv) {
     return fail_usage("missing command");
   if (args.words[0] == "init-local-cluster")
     return init_local(args.words);
+  if (args.words[0] == "add-local-node")
+    return add_local(args.words);
   if (args.config_file.empty())
     return fail_usage("'" + args.words[0] + "' needs --config-file=PATH of a node's role config");
   return talk_to_node(args);

@@ -11,6 +11,8 @@
 
 #include <boost/filesystem.hpp>
 
+#include "actors/primary_membership.hpp"
+#include "runtime/config.hpp"
 #include "runtime/node_context.hpp"
 #include "runtime/registry.hpp"
 #include "runtime/tls.hpp"
@@ -21,14 +23,13 @@ namespace fs = boost::filesystem;
 
 namespace {
 
-std::string node_ini(const local_cluster_options& options, int index, const fs::path& node_dir,
-                     const fs::path& ca_file) {
-  auto name = local_node_name(index);
+std::string node_ini(const local_cluster_options& options, const std::string& name, int index,
+                     const fs::path& node_dir, const fs::path& ca_file) {
   auto cluster_port = options.base_port + index - 1;
   auto admin_port = options.base_port + 100 + index - 1;
   auto primary_port = options.base_port;
   std::string out;
-  out += "; Role config of " + name + ", written by 'mailclusterctl init-local-cluster'.\n";
+  out += "; Role config of " + name + ", written by mailclusterctl.\n";
   out += "; config/primary.ini and config/secondary.ini explain every option.\n\n";
   out += "[cluster]\n";
   out += "name = \"" + options.cluster_name + "\"\n";
@@ -70,6 +71,27 @@ std::string write_text(const fs::path& file, const std::string& text) {
   if (ec)
     return "cannot restrict access to '" + file.string() + "': " + ec.message();
   return {};
+}
+
+// Creates the directory, certificate and role config of one node.
+std::string write_node(const local_cluster_options& options, const fs::path& root,
+                       const std::string& name, int index) {
+  boost::system::error_code ec;
+  auto node_dir = root / name;
+  fs::create_directories(node_dir / "tls", ec);
+  if (!ec)
+    fs::create_directories(node_dir / "state", ec);
+  if (ec)
+    return "cannot create '" + node_dir.string() + "': " + ec.message();
+  auto ca_file = root / "ca" / "ca.pem";
+  auto ca_key = root / "ca" / "ca.key";
+  tls::cert_options cert{name};
+  auto made = tls::make_node_certificate(cert, ca_file.string(), ca_key.string(),
+                                         (node_dir / "tls" / "node.pem").string(),
+                                         (node_dir / "tls" / "node.key").string());
+  if (!made.ok)
+    return made.error;
+  return write_text(node_dir / "node.ini", node_ini(options, name, index, node_dir, ca_file));
 }
 
 // Returns "" if a TCP socket can bind 127.0.0.1:`port` now, else the reason.
@@ -126,25 +148,39 @@ std::string init_local_cluster(const local_cluster_options& options) {
     (root / local_node_name(1) / "state" / "registered-servers.json").string());
   for (int i = 1; i <= options.nodes; ++i) {
     auto name = local_node_name(i);
-    auto node_dir = root / name;
-    fs::create_directories(node_dir / "tls", ec);
-    if (!ec)
-      fs::create_directories(node_dir / "state", ec);
-    if (ec)
-      return "cannot create '" + node_dir.string() + "': " + ec.message();
-    tls::cert_options cert{name};
-    made = tls::make_node_certificate(cert, ca_file.string(), ca_key.string(),
-                                      (node_dir / "tls" / "node.pem").string(),
-                                      (node_dir / "tls" / "node.key").string());
-    if (!made.ok)
-      return made.error;
-    if (auto error = write_text(node_dir / "node.ini", node_ini(options, i, node_dir, ca_file));
-        !error.empty())
+    if (auto error = write_node(options, root, name, i); !error.empty())
       return error;
     if (i > 1)
       registry.add(name, wall_clock_ms());
   }
   return registry.save();
+}
+
+std::string add_local_node(const std::string& dir, const std::string& name) {
+  if (auto error = check_node_name(name); !error.empty())
+    return error;
+  boost::system::error_code ec;
+  auto root = fs::absolute(dir);
+  auto primary_file = root / local_node_name(1) / "node.ini";
+  auto primary = load_node_config(primary_file.string());
+  if (!primary.config)
+    return "'" + root.string() + "' holds no cluster from init-local-cluster: " + primary.error;
+  if (fs::exists(root / name, ec))
+    return "'" + (root / name).string() + "' exists already; choose another node name";
+  // The new node takes the next index after every node directory there.
+  int index = 1;
+  for (fs::directory_iterator i(root, ec), end; !ec && i != end; i.increment(ec))
+    if (fs::exists(i->path() / "node.ini"))
+      ++index;
+  local_cluster_options options;
+  options.dir = root.string();
+  options.cluster_name = primary.config->cluster_name;
+  options.base_port = primary.config->listen->port;
+  if (options.base_port + 100 + index > 65535)
+    return "no admin port left for node " + std::to_string(index);
+  if (auto error = check_port_free(options.base_port + 100 + index - 1); !error.empty())
+    return error;
+  return write_node(options, root, name, index);
 }
 
 } // namespace mc

@@ -21,6 +21,12 @@ struct local_cluster_options {
 /// file or option.
 std::string init_local_cluster(const local_cluster_options& options);
 
+/// Adds a secondary called `name` to a cluster made by init_local_cluster():
+/// its certificate from the cluster CA in `dir`/ca, its role config and
+/// state directory, with the next free admin port. It still has to be
+/// registered with add-server on the primary. Returns "" or the reason.
+std::string add_local_node(const std::string& dir, const std::string& name);
+
 /// Returns the name of node `index` (1-based): mx1, mx2, ...
 std::string local_node_name(int index);
 

@@ -42,6 +42,21 @@ class AdminTest(harness.ClusterTestCase):
         registered = self.registered()
         self.assertEqual(registered, ["mx2", "mx3"], cluster.explain(f"registered after the rejected commands: {registered}"))
 
+    def test_add_local_node_joins(self):
+        cluster = self.cluster
+        result = harness.run_command(
+            [harness.binary("mailclusterctl"), "add-local-node", str(cluster.root), "mail-b"], timeout_s=10)
+        context = cluster.explain(f"add-local-node: exit {result.returncode}\n{result.stdout}{result.stderr}")
+        self.assertEqual(result.returncode, 0, context)
+        self.assertIn("add-server mail-b", result.stdout, context)
+        again = harness.run_command(
+            [harness.binary("mailclusterctl"), "add-local-node", str(cluster.root), "mail-b"], timeout_s=10)
+        self.assertEqual(again.returncode, 1, cluster.explain(f"second add-local-node: {again.stderr}"))
+        self.assert_ctl_succeeds(PRIMARY, "add-server", "mail-b")
+        started_at = time.monotonic()
+        cluster.start("mail-b", config=cluster.root / "mail-b" / "node.ini")
+        cluster.wait_for_peer(PRIMARY, "mail-b", "online", 10, since=started_at)
+
     def test_remove_and_add_server(self):
         cluster = self.cluster
         mark = cluster.log_mark(PRIMARY)

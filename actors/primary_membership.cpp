@@ -282,12 +282,7 @@ admin_result remove_server(self_ptr self, const std::string& name) {
 node_status make_status(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
-  node_status status;
-  status.cluster = config.cluster_name;
-  status.node = config.node_name;
-  status.role = "primary";
-  status.version = st.context->version;
-  status.incarnation = st.context->incarnation;
+  auto status = status_header(*st.context);
   status.join_state = "serving";
   status.primary_node = config.node_name;
   status.primary_address = config.listen ? to_string(*config.listen) : "";
@@ -348,6 +343,16 @@ caf::timespan local_stall(steady_time last_tick, steady_time now, caf::timespan 
   if (gap > failure_timeout / 2)
     return std::chrono::duration_cast<caf::timespan>(gap);
   return caf::timespan{0};
+}
+
+node_status status_header(const node_context& context) {
+  node_status status;
+  status.cluster = context.config.cluster_name;
+  status.node = context.config.node_name;
+  status.role = to_string(context.config.role);
+  status.version = context.version;
+  status.incarnation = context.incarnation;
+  return status;
 }
 
 std::string check_node_name(const std::string& name) {

@@ -19,6 +19,7 @@
 #include "caf/group.hpp"
 #include "caf/stateful_actor.hpp"
 
+#include "messages/admin.hpp"
 #include "runtime/node_context.hpp"
 #include "runtime/registry.hpp"
 
@@ -73,6 +74,10 @@ caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_
 /// the previous one at `last_tick`, else zero. Peers are not to blame for
 /// silence during such a stall.
 caf::timespan local_stall(steady_time last_tick, steady_time now, caf::timespan failure_timeout);
+
+/// Returns a node_status with this node's own fields filled in (cluster,
+/// node, role, version, incarnation), for either role's status reply.
+node_status status_header(const node_context& context);
 
 /// Returns an error sentence if `name` is not a valid node name, else "".
 std::string check_node_name(const std::string& name);

@@ -300,12 +300,7 @@ void on_tick(self_ptr self) {
 node_status make_status(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
-  node_status status;
-  status.cluster = config.cluster_name;
-  status.node = config.node_name;
-  status.role = "secondary";
-  status.version = st.context->version;
-  status.incarnation = st.context->incarnation;
+  auto status = status_header(*st.context);
   switch (st.phase) {
   case secondary_phase::connecting:
     status.join_state = "connecting";

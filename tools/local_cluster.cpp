@@ -65,7 +65,7 @@ std::string write_text(const fs::path& file, const std::string& text) {
   out.close();
   if (!out)
     return "cannot write '" + file.string() + "'";
-  // The role config holds the registration key.
+  // The role config contains the registration key.
   boost::system::error_code ec;
   fs::permissions(file, fs::owner_read | fs::owner_write, ec);
   if (ec)

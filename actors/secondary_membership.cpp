@@ -136,7 +136,6 @@ void primary_lost(self_ptr self, const std::string& reason, bool connection_clos
   st.primary = caf::actor{};
   st.primary_online = false;
   st.primary_since_ms = wall_clock_ms();
-  st.suspect_hung = !connection_closed;
   st.phase = secondary_phase::connecting;
   st.backoff = caf::timespan{0};
   st.join_error = reason;
@@ -196,8 +195,6 @@ void start_handshake(self_ptr self, caf::actor primary) {
     .then(
       [=](const challenge_response& challenge) { send_join(self, primary, my_nonce, challenge); },
       [=](caf::error& err) {
-        if (err == caf::sec::request_timeout)
-          self->state.suspect_hung = true;
         attempt_failed(self, "handshake failed: " + describe_error(self->system(), err), false);
       });
 }
@@ -252,10 +249,8 @@ void try_join(self_ptr self) {
   if (st.phase == secondary_phase::joined || st.attempt_in_flight)
     return;
   st.attempt_in_flight = true;
-  if (!st.suspect_hung) {
-    connect_to_primary(self);
-    return;
-  }
+  // Every attempt starts with a plain TLS handshake, so that a hung primary
+  // is found without CAF, which would spin a core while waiting for it.
   auto prober = self->spawn<caf::detached>(tls_prober, st.context);
   auto limit = st.context->config.request_timeout + std::chrono::seconds(1);
   self->request(prober, limit, probe_atom::value)
@@ -265,7 +260,6 @@ void try_join(self_ptr self) {
           attempt_failed(self, error, false);
           return;
         }
-        self->state.suspect_hung = false;
         connect_to_primary(self);
       },
       [=](caf::error& err) {

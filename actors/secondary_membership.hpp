@@ -54,10 +54,6 @@ struct secondary_state {
   steady_time last_tick;
   /// Consecutive connects that failed with CAF's connection_timeout.
   int connect_timeouts = 0;
-  /// True after the primary went silent or a handshake timed out: the next
-  /// attempts probe it with tls::probe_handshake() before CAF connects,
-  /// because CAF spins a core while a handshake with a hung peer is pending.
-  bool suspect_hung = false;
   caf::group events;
   static inline const char* name = "secondary_membership";
 };

@@ -209,8 +209,7 @@ void on_tick(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
   auto now = self->clock().now();
-  auto stall = local_stall(st.last_tick, now, config.failure_timeout);
-  st.last_tick = now;
+  auto stall = record_tick(st.last_tick, now, config.failure_timeout);
   if (stall.count() > 0) {
     logger()->warn("this node was stalled for {} ms (paused or starved of CPU) -> restarting the "
                    "silence timers of {} members",
@@ -353,6 +352,12 @@ node_status status_header(const node_context& context) {
   status.version = context.version;
   status.incarnation = context.incarnation;
   return status;
+}
+
+caf::timespan record_tick(steady_time& last_tick, steady_time now, caf::timespan failure_timeout) {
+  auto stall = local_stall(last_tick, now, failure_timeout);
+  last_tick = now;
+  return stall;
 }
 
 std::string check_node_name(const std::string& name) {

@@ -1,9 +1,9 @@
-// Membership actor of the primary. Owns the list of registered servers and
-// the table of joined secondaries; checks every join (cluster name,
-// version, proof of identity, registration key, registration); sends and
-// watches heartbeats; publishes peer events on membership_events(). It
+// Membership actor of the primary. It owns the list of registered servers
+// and the table of joined secondaries. It checks every join (cluster name,
+// version, proof of identity, registration key, registration), sends and
+// watches heartbeats, and publishes peer events on membership_events(). It
 // also executes the admin commands that change membership (add-server,
-// remove-server). Spawned and restarted by the node's supervisor.
+// remove-server). The node's supervisor spawns and restarts it.
 //
 //   unknown --join accepted--> online --down_msg / silence / leave--> offline
 //      ^                                                               |
@@ -74,6 +74,9 @@ caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_
 /// the previous one at `last_tick`, else zero. Peers are not to blame for
 /// silence during such a stall.
 caf::timespan local_stall(steady_time last_tick, steady_time now, caf::timespan failure_timeout);
+
+/// Records a tick at `now` in `last_tick` and returns local_stall() for it.
+caf::timespan record_tick(steady_time& last_tick, steady_time now, caf::timespan failure_timeout);
 
 /// Returns a node_status with this node's own fields filled in (cluster,
 /// node, role, version, incarnation), for either role's status reply.

@@ -271,8 +271,7 @@ void on_tick(self_ptr self) {
   auto& st = self->state;
   auto& config = st.context->config;
   auto now = self->clock().now();
-  auto stall = local_stall(st.last_tick, now, config.failure_timeout);
-  st.last_tick = now;
+  auto stall = record_tick(st.last_tick, now, config.failure_timeout);
   if (stall.count() > 0 && st.phase == secondary_phase::joined) {
     logger()->warn("this node was stalled for {} ms (paused or starved of CPU) -> restarting the "
                    "primary's silence timer",

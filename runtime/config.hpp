@@ -39,7 +39,7 @@ struct node_config {
   std::string cluster_name;
   std::string node_name;
   node_role role = node_role::secondary;
-  /// Where the node accepts cluster connections (required on the primary).
+  /// Address for incoming cluster connections (required on the primary).
   std::optional<endpoint> listen;
   /// The primary's cluster address (required on a secondary).
   std::optional<endpoint> primary;

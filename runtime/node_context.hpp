@@ -1,6 +1,6 @@
-// What every actor of a node needs to know about the node itself. Built
-// once at startup from the validated role config and never changed, so
-// actors share it by const reference.
+// The facts about a node that every actor of the node needs. The context is
+// built once at startup from the validated role config and never changed,
+// so actors share it by const reference.
 #pragma once
 
 #include <chrono>

@@ -1,9 +1,9 @@
 // Implements runtime/tls.hpp with the OpenSSL 3 C library.
 //
-// Every OpenSSL object lives in a std::unique_ptr with its free function, and
-// every public function that parses or builds keys or certificates empties
-// OpenSSL's thread-local error queue before it returns, so a failed parse
-// here never shows up later as a stale error in CAF's TLS code.
+// Every OpenSSL object lives in a std::unique_ptr with its free function.
+// Every public function that parses or builds keys or certificates empties
+// OpenSSL's thread-local error queue before it returns. As a result, a failed
+// parse here never shows up later as a stale error in CAF's TLS code.
 #include "runtime/tls.hpp"
 
 #include <algorithm>

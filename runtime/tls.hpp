@@ -2,7 +2,7 @@
 // all done with the OpenSSL 3 library (never the openssl command).
 //
 // CAF's openssl module aborts or hangs on bad local files, so mailclusterd
-// checks its certificate, key and CA here before CAF sees them. CAF also
+// checks its certificate, key and CA here before CAF loads them. CAF also
 // accepts any certificate from the cluster CA as any node, so the join
 // handshake proves identity with sign() and verify_signature().
 #pragma once

@@ -3,9 +3,9 @@
 // While a peer is hung (SIGSTOP, or a machine that stopped scheduling it),
 // its kernel still accepts TCP connections. caf_openssl 0.17.6 spins its
 // multiplexer thread at up to 100 % of a core for as long as a TLS handshake
-// to such a peer is pending, so a secondary that retried CAF connects to a
-// hung primary used most of a core. Checking with this probe first costs
-// one short handshake when the peer is fine and no CPU while it hangs.
+// to such a peer is pending. A secondary that retried CAF connects to a hung
+// primary therefore used most of a core. Checking with this probe first
+// costs one short handshake when the peer is fine and no CPU while it hangs.
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>

@@ -164,8 +164,8 @@ void print_status_table(const node_status& status) {
             << status.join_state << "\n";
   if (!status.join_error.empty())
     std::cout << "Last join error: " << status.join_error << "\n";
-  // Wide enough for the longest name: a primary that never answered is
-  // listed by its address.
+  // Wide enough for the longest name, because a primary that never replied
+  // is listed by its address.
   size_t node_width = std::max<size_t>(12, status.node.size());
   for (auto& peer : status.peers)
     node_width = std::max(node_width, peer.node.size());

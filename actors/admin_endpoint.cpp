@@ -24,6 +24,20 @@ caf::actor membership(caf::event_based_actor* self) {
   return caf::actor_cast<caf::actor>(self->system().registry().get(membership_key));
 }
 
+caf::actor service(caf::event_based_actor* self, caf::atom_value key) {
+  return caf::actor_cast<caf::actor>(self->system().registry().get(key));
+}
+
+// The actor that runs an admin command, by the command's verb, and its
+// name for messages.
+std::pair<caf::atom_value, const char*> command_owner(const std::string& verb) {
+  if (verb.rfind("config-", 0) == 0)
+    return {replication_key, "replication"};
+  if (verb.rfind("mail-change-", 0) == 0)
+    return {relay_key, "mail change relay"};
+  return {membership_key, "membership"};
+}
+
 } // namespace
 
 caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr context) {
@@ -49,22 +63,43 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
         self->quit(err);
       });
   return {
-    [=](status_request& request) -> caf::result<caf::message> {
+    [=](status_request& request) -> caf::result<node_status> {
       auto target = membership(self);
       if (!target)
         return caf::make_error(caf::sec::runtime_error, "membership actor is restarting");
-      return self->delegate(target, std::move(request));
+      // Membership fills in the peers, replication its own fields.
+      auto promise = self->make_response_promise<node_status>();
+      auto timeout = context->config.request_timeout;
+      self->request(target, timeout, std::move(request))
+        .then(
+          [=](node_status& status) mutable {
+            auto replication = service(self, replication_key);
+            if (!replication) {
+              promise.deliver(std::move(status));
+              return;
+            }
+            self->request(replication, timeout, fill_status_atom::value, status)
+              .then([=](node_status& full) mutable { promise.deliver(std::move(full)); },
+                    [=](caf::error&) mutable { promise.deliver(status); });
+          },
+          [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
+      return promise;
     },
     [=](admin_command& command) -> caf::result<caf::message> {
       std::string args;
       for (auto& arg : command.args)
         args += " " + arg;
-      logger()->info("admin command received: {}{} -> passing it to the membership actor",
-                     command.verb, args);
-      auto target = membership(self);
+      auto [key, owner] = command_owner(command.verb);
+      // Content of config put is not logged: it may be long or secret.
+      if (command.verb == "config-put" && !command.args.empty())
+        args = " " + command.args[0] + " (" +
+               std::to_string(command.args.size() > 1 ? command.args[1].size() : 0) + " bytes)";
+      logger()->info("admin command received: {}{} -> passing it to the {} actor", command.verb,
+                     args, owner);
+      auto target = service(self, key);
       if (!target)
-        return caf::make_message(
-          admin_result{1, "the membership service is restarting; try again in a second"});
+        return caf::make_message(admin_result{
+          1, std::string("the ") + owner + " service is restarting; try again in a second"});
       return self->delegate(target, std::move(command));
     },
   };

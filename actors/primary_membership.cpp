@@ -10,6 +10,7 @@
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
 #include "messages/membership.hpp"
+#include "messages/replication.hpp"
 #include "runtime/actor_guard.hpp"
 #include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
@@ -68,6 +69,7 @@ void mark_offline(self_ptr self, member_entry& member, const std::string& reason
   member.detail = reason;
   self->demonitor(member.handle);
   member.handle = caf::actor{};
+  member.services.clear();
   logger()->warn("secondary {} offline: {} incarnation={}", member.node, reason,
                  member.incarnation);
   publish_event(self, member.node, false, reason);
@@ -192,6 +194,7 @@ void accept_member(self_ptr self, const join_request& request, bool newly_added)
   member.since_ms = wall_clock_ms();
   member.last_heard = self->clock().now();
   member.detail.clear();
+  member.services.clear();
   st.last_rejection.erase(request.node);
   self->monitor(request.member);
   if (newly_added) {
@@ -276,6 +279,40 @@ admin_result remove_server(self_ptr self, const std::string& name) {
   logger()->info("secondary {} removed from the registered servers", name);
   send_roster(self);
   return {0, "server '" + name + "' removed"};
+}
+
+// Hands a secondary's service actor to the local service of that name,
+// after checking that it comes over the connection of that joined member.
+void on_service_hello(self_ptr self, const service_hello& hello) {
+  auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+  auto i = self->state.members.find(hello.node);
+  if (!sender || i == self->state.members.end() || !i->second.online ||
+      i->second.incarnation != hello.incarnation || sender.node() != i->second.handle.node()) {
+    logger()->warn("ignored a service hello for '{}' from '{}': that node is not online on this "
+                   "connection",
+                   hello.service, hello.node);
+    return;
+  }
+  auto key = service_key(hello.service);
+  if (key == caf::atom("")) {
+    logger()->warn("ignored a hello from {} for the unknown service '{}'", hello.node,
+                   hello.service);
+    return;
+  }
+  i->second.services[hello.service] = sender;
+  auto service = caf::actor_cast<caf::actor>(self->system().registry().get(key));
+  if (service)
+    self->send(service, service_peer{hello.node, sender});
+}
+
+std::vector<service_peer> service_peers(self_ptr self, const std::string& service) {
+  std::vector<service_peer> peers;
+  for (auto& [name, member] : self->state.members) {
+    auto i = member.services.find(service);
+    if (member.online && i != member.services.end())
+      peers.push_back(service_peer{name, i->second});
+  }
+  return peers;
 }
 
 node_status make_status(self_ptr self) {
@@ -427,6 +464,8 @@ caf::behavior primary_membership(caf::stateful_actor<primary_state>* self, node_
         mark_offline(self, i->second, "node shut down");
     },
     [=](tick_atom) { on_tick(self); },
+    [=](const service_hello& hello) { on_service_hello(self, hello); },
+    [=](const service_peers_request& request) { return service_peers(self, request.service); },
     [=](const status_request&) { return make_status(self); },
     [=](const admin_command& command) -> admin_result {
       if (command.verb == "add-server" && command.args.size() == 1)

@@ -38,6 +38,9 @@ struct member_entry {
   steady_time last_heard;
   /// Reason for the last offline state or rejection.
   std::string detail;
+  /// The member's service actors by service name, from service_hello;
+  /// cleared when the member goes offline.
+  std::map<std::string, caf::actor> services;
 };
 
 /// A nonce handed out by a challenge_response, valid once until `expires`.

@@ -377,6 +377,13 @@ caf::behavior secondary_membership(caf::stateful_actor<secondary_state>* self,
         primary_lost(self, "the primary requested a new join: " + msg.reason, false);
     },
     [=](const status_request&) { return make_status(self); },
+    // The node's service actors ask for the primary to say hello to it.
+    [=](primary_atom) {
+      auto& st = self->state;
+      auto joined = st.phase == secondary_phase::joined;
+      return caf::make_message(joined ? st.primary : caf::actor{}, st.primary_node,
+                               st.context->incarnation);
+    },
     [=](const admin_command& command) -> admin_result {
       auto& st = self->state;
       auto primary = st.primary_node.empty() ? std::string{"the primary"} : st.primary_node;

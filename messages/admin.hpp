@@ -9,6 +9,8 @@
 
 #include "caf/meta/type_name.hpp"
 
+#include "messages/replication.hpp"
+
 namespace mc {
 
 /// mailclusterctl -> node: a request for a node_status.
@@ -40,12 +42,14 @@ struct peer_status {
   std::string observed_by;
   /// Reason the peer is offline or rejected, empty otherwise.
   std::string detail;
+  /// The peer's replication state as last reported to the primary.
+  replication_status replication;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, peer_status& x) {
   return f(caf::meta::type_name("peer_status"), x.node, x.role, x.state, x.since_ms,
-           x.last_heartbeat_ms, x.observed_by, x.detail);
+           x.last_heartbeat_ms, x.observed_by, x.detail, x.replication);
 }
 
 /// node -> mailclusterctl: the node's view of the cluster.
@@ -65,12 +69,17 @@ struct node_status {
   std::vector<peer_status> peers;
   /// Names on the primary's list of registered servers (primary only).
   std::vector<std::string> registered;
+  /// Absolute path of the node's managed configuration directory.
+  std::string config_dir;
+  /// This node's own replication state.
+  replication_status replication;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_status& x) {
   return f(caf::meta::type_name("node_status"), x.cluster, x.node, x.role, x.version, x.incarnation,
-           x.join_state, x.join_error, x.primary_node, x.primary_address, x.peers, x.registered);
+           x.join_state, x.join_error, x.primary_node, x.primary_address, x.peers, x.registered,
+           x.config_dir, x.replication);
 }
 
 /// mailclusterctl -> node: a command that may change cluster state, such

@@ -6,6 +6,7 @@
 #include "messages/events.hpp"
 #include "messages/membership.hpp"
 #include "messages/register.hpp"
+#include "messages/replication.hpp"
 
 namespace mc {
 
@@ -87,6 +88,21 @@ void register_message_types(caf::actor_system_config& config) {
   config.add_message_type<admin_command>("mc.admin_command");
   config.add_message_type<admin_result>("mc.admin_result");
   config.add_message_type<peer_event_msg>("mc.peer_event_msg");
+  config.add_message_type<file_entry>("mc.file_entry");
+  config.add_message_type<file_list>("mc.file_list");
+  config.add_message_type<service_hello>("mc.service_hello");
+  config.add_message_type<service_peer>("mc.service_peer");
+  config.add_message_type<std::vector<service_peer>>("mc.service_peer_list");
+  config.add_message_type<service_peers_request>("mc.service_peers_request");
+  config.add_message_type<replication_signal>("mc.replication_signal");
+  config.add_message_type<fetch_item>("mc.fetch_item");
+  config.add_message_type<std::vector<fetch_item>>("mc.fetch_item_list");
+  config.add_message_type<fetch_request>("mc.fetch_request");
+  config.add_message_type<file_chunk>("mc.file_chunk");
+  config.add_message_type<std::vector<file_chunk>>("mc.file_chunk_list");
+  config.add_message_type<fetch_reply>("mc.fetch_reply");
+  config.add_message_type<replication_status>("mc.replication_status");
+  config.add_message_type<replication_report>("mc.replication_report");
 }
 
 } // namespace mc

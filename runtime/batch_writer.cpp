@@ -44,7 +44,8 @@ batch_writer::~batch_writer() {
     ::close(root_fd_);
 }
 
-std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, std::string& name) {
+std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, std::string& name,
+                                      bool create) {
   if (root_fd_ < 0)
     return "cannot open directory '" + root_ + "'";
   int fd = ::dup(root_fd_);
@@ -54,7 +55,7 @@ std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, 
     if (slash == std::string::npos)
       break;
     auto component = relative.substr(start, slash - start);
-    if (::mkdirat(fd, component.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (create && ::mkdirat(fd, component.c_str(), 0755) != 0 && errno != EEXIST) {
       auto error = "cannot create directory '" + relative.substr(0, slash) + "': " + errno_text();
       ::close(fd);
       return error;
@@ -121,9 +122,17 @@ std::string batch_writer::append(const char* data, size_t size) {
   return {};
 }
 
-std::string batch_writer::finish(const std::string& expected_sha256) {
+std::string batch_writer::finish(const std::string& expected_sha256, int64_t mtime_ns) {
   if (current_fd_ < 0)
     return "no file is open in this batch";
+  if (mtime_ns >= 0) {
+    struct timespec times[2];
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_sec = static_cast<time_t>(mtime_ns / 1000000000);
+    times[1].tv_nsec = static_cast<long>(mtime_ns % 1000000000);
+    ::futimens(current_fd_, times);
+  }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_DigestFinal_ex(digest_->ctx.get(), digest, &length);
@@ -183,6 +192,56 @@ void batch_writer::discard(pending_file& file) {
     ::close(file.dir_fd);
     file.dir_fd = -1;
   }
+}
+
+void batch_writer::cancel_current() {
+  if (current_fd_ >= 0) {
+    ::close(current_fd_);
+    current_fd_ = -1;
+    discard(current_);
+  }
+}
+
+std::string batch_writer::remove(const std::string& relative) {
+  if (auto reason = check_relative_path(relative); !reason.empty())
+    return "unsafe path '" + relative + "': " + reason;
+  int dir_fd = -1;
+  std::string name;
+  if (auto error = open_parent(relative, dir_fd, name, false); !error.empty())
+    return errno == ENOENT ? std::string{} : error;
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    auto error = "cannot remove '" + relative + "': " + errno_text();
+    ::close(dir_fd);
+    return error;
+  }
+  ::fsync(dir_fd);
+  ::close(dir_fd);
+  // Drop parent folders that are empty now; rmdir fails on the first one
+  // that still holds something, which ends the walk.
+  auto parent = relative;
+  for (auto slash = parent.rfind('/'); slash != std::string::npos; slash = parent.rfind('/')) {
+    parent.resize(slash);
+    if (::unlinkat(root_fd_, parent.c_str(), AT_REMOVEDIR) != 0)
+      break;
+  }
+  return {};
+}
+
+std::string batch_writer::set_mode(const std::string& relative, uint32_t mode) {
+  if (auto reason = check_relative_path(relative); !reason.empty())
+    return "unsafe path '" + relative + "': " + reason;
+  int dir_fd = -1;
+  std::string name;
+  if (auto error = open_parent(relative, dir_fd, name, false); !error.empty())
+    return error;
+  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  std::string error;
+  if (fd < 0 || ::fchmod(fd, mode & 07777) != 0)
+    error = "cannot change the mode of '" + relative + "': " + errno_text();
+  if (fd >= 0)
+    ::close(fd);
+  ::close(dir_fd);
+  return error;
 }
 
 void batch_writer::abort() {

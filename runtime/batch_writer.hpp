@@ -38,9 +38,25 @@ public:
   std::string append(const char* data, size_t size);
 
   /// Closes the file begun last and checks its SHA-256 against
-  /// `expected_sha256` (lower-case hex). Returns "" or the reason; on a
-  /// mismatch the temporary file is removed.
-  std::string finish(const std::string& expected_sha256);
+  /// `expected_sha256` (lower-case hex). Sets the modification time to
+  /// `mtime_ns` (nanoseconds since the epoch) unless it is negative.
+  /// Returns "" or the reason; on a mismatch the temporary file is removed.
+  std::string finish(const std::string& expected_sha256, int64_t mtime_ns = -1);
+
+  /// Drops the file begun last, if any, and removes its temporary file.
+  void cancel_current();
+
+  /// True while a file is begun and not finished.
+  bool writing() const { return current_fd_ >= 0; }
+
+  /// Removes the file at `relative`, then each parent folder that became
+  /// empty, up to the root. A missing file is not an error. Never follows
+  /// a symbolic link. Returns "" or the reason.
+  std::string remove(const std::string& relative);
+
+  /// Sets the permission bits of the file at `relative`, without following
+  /// symbolic links. Returns "" or the reason.
+  std::string set_mode(const std::string& relative, uint32_t mode);
 
   /// Syncs the data of every finished file, renames each over its target
   /// and syncs the directories. Returns "" or the reason; files renamed
@@ -63,7 +79,8 @@ private:
     std::string name;
   };
 
-  std::string open_parent(const std::string& relative, int& dir_fd, std::string& name);
+  std::string open_parent(const std::string& relative, int& dir_fd, std::string& name,
+                          bool create = true);
   void discard(pending_file& file);
 
   std::string root_;

@@ -41,6 +41,8 @@ const std::vector<section_schema>& schema() {
       "failure-timeout", "reconnect-max-backoff", "request-timeout"}},
     {"admin", {"listen"}},
     {"storage", {"state-dir"}},
+    {"replication", {"config-dir", "exclude", "exclude-suffix", "rescan-interval", "debounce"}},
+    {"mail-changes", {"queue-limit"}},
     {"log", {"file", "level", "max-size", "max-files", "console"}},
     {"openssl", {"certificate", "key", "cafile", "passphrase"}},
   };
@@ -396,6 +398,7 @@ public:
     read_timeouts(config);
     read_admin(config);
     read_storage(config);
+    read_replication(config);
     read_log(config);
     read_openssl(config);
     check_tls_files(config);
@@ -598,6 +601,58 @@ private:
     if (fs::exists(config.state_dir, ec) && !fs::is_directory(config.state_dir, ec))
       fail_value(option, "must be a directory, but " + config.state_dir +
                            " is a file; point it to a directory");
+  }
+
+  void read_replication(node_config& config) const {
+    if (auto option = find("replication.config-dir")) {
+      config.config_dir = read_path(*option);
+      std::error_code ec;
+      if (fs::exists(config.config_dir, ec) && !fs::is_directory(config.config_dir, ec))
+        fail_value(*option, "must be a directory, but " + config.config_dir +
+                              " is a file; point it to the mail server's configuration folder");
+      if (config.config_dir == config.state_dir)
+        fail_value(*option, "must differ from storage.state-dir; give the node's state its own "
+                            "folder");
+    } else {
+      config.config_dir = (fs::path{config.state_dir} / "config").string();
+    }
+    if (auto option = find("replication.exclude"))
+      config.exclude = read_name_list(*option, true);
+    if (auto option = find("replication.exclude-suffix"))
+      config.exclude_suffix = read_name_list(*option, false);
+    if (auto option = find("replication.rescan-interval"))
+      config.rescan_interval = read_duration(*option, 1s, 24h);
+    if (auto option = find("replication.debounce"))
+      config.debounce = read_duration(*option, 0ms, 5s);
+    if (auto option = find("mail-changes.queue-limit"))
+      config.mail_queue_limit = read_integer(*option, 1, 10000000, "an integer");
+  }
+
+  // Reads a comma-separated list such as "Spam Filters, Old Rules". Names
+  // may contain spaces; surrounding spaces are dropped.
+  std::vector<std::string> read_name_list(const entry& option, bool top_level) const {
+    std::vector<std::string> names;
+    size_t start = 0;
+    while (start <= option.value.size()) {
+      auto comma = option.value.find(',', start);
+      if (comma == std::string::npos)
+        comma = option.value.size();
+      auto name = option.value.substr(start, comma - start);
+      while (!name.empty() && name.front() == ' ')
+        name.erase(name.begin());
+      while (!name.empty() && name.back() == ' ')
+        name.pop_back();
+      if (name.empty())
+        fail_value(option, "has an empty name in its comma-separated list; remove the extra "
+                           "comma");
+      if (top_level && (name.find('/') != std::string::npos || name == "." || name == ".."))
+        fail_value(option, "lists '" + name +
+                             "', but only names of top-level folders or files"
+                             " of the configuration directory are allowed (no '/')");
+      names.push_back(name);
+      start = comma + 1;
+    }
+    return names;
   }
 
   void read_log(node_config& config) const {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mc {
 
@@ -55,6 +56,23 @@ struct node_config {
 
   // [storage]
   std::string state_dir;
+
+  // [replication]
+  /// The managed configuration directory (default <state-dir>/config).
+  std::string config_dir;
+  /// Top-level names excluded in addition to the default shared folders.
+  std::vector<std::string> exclude;
+  /// File name suffixes excluded in addition to ".lock" and ".lck".
+  std::vector<std::string> exclude_suffix;
+  /// Period of the full rescan that catches what inotify missed.
+  duration rescan_interval{60000};
+  /// Quiet time after a change before the file list is rebuilt, so that
+  /// one save of many files makes one generation.
+  duration debounce{20};
+
+  // [mail-changes]
+  /// Notices a secondary keeps while the primary is offline.
+  uint64_t mail_queue_limit = 10000;
 
   // [log]
   std::string log_file;

@@ -7,10 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
 
 #include <boost/filesystem.hpp>
 #include <openssl/evp.h>
 
+#include "runtime/registry.hpp"
 #include "runtime/tls.hpp"
 
 namespace mc {
@@ -58,7 +62,14 @@ std::string hash_file(const std::string& path, std::string& hex) {
   return {};
 }
 
+// Prefix of batch_writer's temporary files; they are never listed.
+constexpr const char* temporary_prefix = ".mc-tmp.";
+
 bool excluded(const exclusion_rules& rules, const fs::path& absolute, const std::string& relative) {
+  auto slash = relative.rfind('/');
+  auto base = slash == std::string::npos ? relative : relative.substr(slash + 1);
+  if (base.rfind(temporary_prefix, 0) == 0)
+    return true;
   auto first = relative.substr(0, relative.find('/'));
   for (auto& name : rules.top_level)
     if (first == name)
@@ -134,6 +145,150 @@ scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
   std::sort(result.files.begin(), result.files.end(),
             [](const file_entry& x, const file_entry& y) { return x.path < y.path; });
   return result;
+}
+
+bool is_excluded(const exclusion_rules& rules, const std::string& root,
+                 const std::string& relative) {
+  return excluded(rules, fs::path(root) / relative, relative);
+}
+
+std::vector<std::string> rescan_paths(const std::string& root, const exclusion_rules& rules,
+                                      file_list& list, const std::vector<std::string>& dirty) {
+  std::vector<std::string> errors;
+  // Collapse the dirty set: a folder covers everything below it.
+  std::vector<std::string> paths(dirty.begin(), dirty.end());
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  std::vector<std::string> roots;
+  for (auto& path : paths) {
+    if (path.empty()) {
+      roots.assign(1, std::string{});
+      break;
+    }
+    if (!roots.empty() && (path == roots.back() || path.rfind(roots.back() + "/", 0) == 0))
+      continue;
+    roots.push_back(path);
+  }
+  if (roots.size() == 1 && roots.front().empty()) {
+    auto result = scan_tree(root, rules, list);
+    list = std::move(result.files);
+    return result.errors;
+  }
+  std::set<std::string> root_set(roots.begin(), roots.end());
+  auto covered = [&](const std::string& path) {
+    // The path itself or any of its parent folders.
+    for (auto end = path.size(); end != std::string::npos && end > 0;
+         end = path.rfind('/', end - 1))
+      if (root_set.count(path.substr(0, end)))
+        return true;
+    return false;
+  };
+  file_list kept;
+  file_list old;
+  for (auto& entry : list)
+    (covered(entry.path) ? old : kept).push_back(std::move(entry));
+  for (auto& relative : roots) {
+    if (excluded(rules, fs::path(root) / relative, relative))
+      continue;
+    auto absolute = (fs::path(root) / relative).string();
+    struct stat info {};
+    if (::lstat(absolute.c_str(), &info) != 0)
+      continue; // gone: its entries stay dropped
+    if (S_ISDIR(info.st_mode)) {
+      // A sub-scan reports paths relative to the folder; put them back
+      // below it, and reuse the old hashes under the same names.
+      file_list previous;
+      for (auto& entry : old)
+        if (entry.path.rfind(relative + "/", 0) == 0) {
+          previous.push_back(entry);
+          previous.back().path = entry.path.substr(relative.size() + 1);
+        }
+      exclusion_rules sub = rules;
+      sub.top_level.clear();
+      auto result = scan_tree(absolute, sub, previous);
+      for (auto& entry : result.files) {
+        entry.path = relative + "/" + entry.path;
+        if (!excluded(rules, fs::path(root) / entry.path, entry.path))
+          kept.push_back(std::move(entry));
+      }
+      for (auto& error : result.errors)
+        errors.push_back(error);
+      continue;
+    }
+    if (!S_ISREG(info.st_mode))
+      continue;
+    file_entry entry;
+    entry.path = relative;
+    entry.size = static_cast<uint64_t>(info.st_size);
+    entry.mode = info.st_mode & 07777;
+    entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+    auto same =
+      std::find_if(old.begin(), old.end(), [&](const file_entry& x) { return x.path == relative; });
+    if (same != old.end() && same->size == entry.size && same->mtime_ns == entry.mtime_ns &&
+        !same->sha256.empty())
+      entry.sha256 = same->sha256;
+    else if (auto error = hash_file(absolute, entry.sha256); !error.empty()) {
+      errors.push_back("cannot read '" + relative + "': " + error);
+      continue;
+    }
+    kept.push_back(std::move(entry));
+  }
+  std::sort(kept.begin(), kept.end(),
+            [](const file_entry& x, const file_entry& y) { return x.path < y.path; });
+  list = std::move(kept);
+  return errors;
+}
+
+uint64_t total_bytes(const file_list& list) {
+  uint64_t bytes = 0;
+  for (auto& entry : list)
+    bytes += entry.size;
+  return bytes;
+}
+
+std::string save_file_list(const std::string& file, uint64_t generation, const file_list& list) {
+  // One line per file; the path goes last with its length in front, so any
+  // byte (even a newline) in a name reads back unchanged.
+  std::string out = "mailcluster-file-list 1 " + std::to_string(generation) + "\n";
+  for (auto& entry : list) {
+    out += entry.sha256 + " " + std::to_string(entry.size) + " " + std::to_string(entry.mode) +
+           " " + std::to_string(entry.mtime_ns) + " " + std::to_string(entry.path.size()) + ":" +
+           entry.path + "\n";
+  }
+  return write_file_durably(file, out);
+}
+
+std::string load_file_list(const std::string& file, uint64_t& generation, file_list& list) {
+  generation = 0;
+  list.clear();
+  std::string text;
+  {
+    std::ifstream in(file, std::ios::binary);
+    if (!in)
+      return errno == ENOENT ? std::string{}
+                             : "cannot read '" + file + "': " + std::strerror(errno);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto bad = [&] { return "'" + file + "' is damaged; it is rebuilt from a full scan"; };
+  std::istringstream in(text);
+  std::string magic, version;
+  if (!(in >> magic >> version >> generation) || magic != "mailcluster-file-list" || version != "1")
+    return bad();
+  in.get();
+  for (;;) {
+    file_entry entry;
+    size_t length = 0;
+    char colon = 0;
+    if (!(in >> entry.sha256))
+      break;
+    if (!(in >> entry.size >> entry.mode >> entry.mtime_ns >> length >> colon) || colon != ':')
+      return bad();
+    entry.path.resize(length);
+    if (!in.read(entry.path.data(), static_cast<std::streamsize>(length)) || in.get() != '\n')
+      return bad();
+    list.push_back(std::move(entry));
+  }
+  return {};
 }
 
 file_list_diff diff_file_lists(const file_list& local, const file_list& primary) {

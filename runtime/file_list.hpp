@@ -58,6 +58,29 @@ struct scan_result {
 scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
                       const file_list& previous = {});
 
+/// Returns true if `relative` (a '/'-separated path below the managed
+/// directory) is excluded by `rules`, or is a temporary file of a batch.
+bool is_excluded(const exclusion_rules& rules, const std::string& root,
+                 const std::string& relative);
+
+/// Updates `list` (sorted by path) for the paths in `dirty`, which are
+/// relative paths of files or folders that changed: each is stat'ed again
+/// (and folders walked), and entries that are gone are dropped. Hashes are
+/// reused as in scan_tree(). Returns the errors, as scan_tree() does.
+std::vector<std::string> rescan_paths(const std::string& root, const exclusion_rules& rules,
+                                      file_list& list, const std::vector<std::string>& dirty);
+
+/// Total size of the files in `list`.
+uint64_t total_bytes(const file_list& list);
+
+/// Writes `list` with its generation to `file` atomically and durably.
+/// Returns "" or the reason.
+std::string save_file_list(const std::string& file, uint64_t generation, const file_list& list);
+
+/// Reads what save_file_list() wrote. Returns "" or the reason; a missing
+/// file is not an error and gives generation 0 and an empty list.
+std::string load_file_list(const std::string& file, uint64_t& generation, file_list& list);
+
 /// Differences between a local list and the primary's list.
 struct file_list_diff {
   /// Paths whose content differs or that are missing locally.

@@ -10,7 +10,7 @@ namespace mc::log {
 
 namespace {
 
-const char* const all_components[] = {node, membership, supervisor, admin};
+const char* const all_components[] = {node, membership, supervisor, admin, replication, relay};
 
 // Writes the level as a capitalised word ("Info", "Warning"), which spdlog's
 // own %l and %L flags cannot do.

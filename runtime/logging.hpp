@@ -20,6 +20,8 @@ inline constexpr const char* node = "node";
 inline constexpr const char* membership = "membership";
 inline constexpr const char* supervisor = "supervisor";
 inline constexpr const char* admin = "admin";
+inline constexpr const char* replication = "replication";
+inline constexpr const char* relay = "relay";
 
 /// Settings of the log sinks.
 struct log_settings {

@@ -19,7 +19,9 @@
 
 #include "actors/admin_endpoint.hpp"
 #include "actors/primary_membership.hpp"
+#include "actors/primary_replication.hpp"
 #include "actors/secondary_membership.hpp"
+#include "actors/secondary_replication.hpp"
 #include "messages/atoms.hpp"
 #include "messages/register.hpp"
 #include "runtime/describe_error.hpp"
@@ -168,6 +170,18 @@ std::vector<child_spec> node_children(node_context_ptr context) {
                                               caf::actor_cast<caf::strong_actor_ptr>(member));
                         return member;
                       }});
+  // Replication scans, hashes and writes files in its handlers, so it runs
+  // on a thread of its own instead of blocking a scheduler worker.
+  children.push_back({"replication", [context](caf::actor_system& system) {
+                        caf::actor replication;
+                        if (context->config.role == node_role::primary)
+                          replication = system.spawn<caf::detached>(primary_replication, context);
+                        else
+                          replication = system.spawn<caf::detached>(secondary_replication, context);
+                        system.registry().put(replication_key,
+                                              caf::actor_cast<caf::strong_actor_ptr>(replication));
+                        return replication;
+                      }});
   children.push_back({"admin", [context](caf::actor_system& system) {
                         return system.spawn(admin_endpoint, context);
                       }});
@@ -302,6 +316,7 @@ int run_node(int argc, char** argv) {
     pthread_kill(signal_waiter.native_handle(), SIGTERM);
     signal_waiter.join();
     system.registry().erase(membership_key);
+    system.registry().erase(replication_key);
   }
   log::shutdown();
   return result;

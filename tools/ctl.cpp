@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -26,6 +28,7 @@
 #include "runtime/node_context.hpp"
 #include "runtime/tls.hpp"
 #include "tools/local_cluster.hpp"
+#include "tools/mail_change_cli.hpp"
 
 namespace mc {
 
@@ -37,6 +40,12 @@ constexpr const char* usage =
   "       mailclusterctl --config-file=PATH status [--json]\n"
   "       mailclusterctl --config-file=PATH add-server NAME\n"
   "       mailclusterctl --config-file=PATH remove-server NAME\n"
+  "       mailclusterctl --config-file=PATH config list|get PATH|delete PATH\n"
+  "       mailclusterctl --config-file=PATH config put PATH [--from FILE]   (stdin without "
+  "--from)\n"
+  "       mailclusterctl --config-file=PATH mail-change publish --mailbox ADDR --folder NAME\n"
+  "                                         --event KIND [--detail TEXT]\n"
+  "       mailclusterctl --config-file=PATH mail-change watch [--json]\n"
   "\n"
   "--config-file names the role config of the node to talk to; mailclusterctl\n"
   "connects to its admin endpoint (admin.listen) with the node's TLS files.\n"
@@ -130,6 +139,23 @@ std::string format_since(int64_t since_ms) {
   return since_ms > 0 ? iso8601(since_ms) : std::string{"-"};
 }
 
+nlohmann::json replication_json(const replication_status& r) {
+  if (!r.known)
+    return nullptr;
+  return {{"applied_generation", r.applied_generation},
+          {"primary_generation", r.primary_generation},
+          {"lag_generations", r.lag_generations},
+          {"lag_ms", r.lag_ms},
+          {"pending_files", r.pending_files},
+          {"pending_bytes", r.pending_bytes},
+          {"last_job_ms", r.last_job_ms >= 0 ? nlohmann::json(r.last_job_ms) : nullptr},
+          {"files", r.files},
+          {"bytes", r.bytes},
+          {"unsafe_paths_refused", r.unsafe_paths_refused},
+          {"state", r.state},
+          {"error", r.error}};
+}
+
 nlohmann::json status_json(const node_status& status) {
   nlohmann::json peers = nlohmann::json::array();
   for (auto& peer : status.peers) {
@@ -141,6 +167,7 @@ nlohmann::json status_json(const node_status& status) {
     entry["since"] = peer.since_ms > 0 ? nlohmann::json(iso8601(peer.since_ms)) : nullptr;
     entry["last_heartbeat_ms"] =
       peer.last_heartbeat_ms >= 0 ? nlohmann::json(peer.last_heartbeat_ms) : nullptr;
+    entry["replication"] = replication_json(peer.replication);
     peers.push_back(std::move(entry));
   }
   nlohmann::json doc = {
@@ -152,10 +179,41 @@ nlohmann::json status_json(const node_status& status) {
     {"join_state", status.join_state},
     {"join_error", status.join_error},
     {"primary", {{"node", status.primary_node}, {"address", status.primary_address}}},
-    {"peers", peers}};
+    {"peers", peers},
+    {"config_dir", status.config_dir},
+    {"replication", replication_json(status.replication)}};
   if (status.role == "primary")
     doc["registered"] = status.registered;
   return doc;
+}
+
+std::string replication_line(const replication_status& r) {
+  if (!r.known)
+    return "no report yet";
+  std::string line = "generation " + std::to_string(r.applied_generation);
+  if (r.lag_generations > 0)
+    line +=
+      ", behind by " + std::to_string(r.lag_generations) + " (" + std::to_string(r.lag_ms) + " ms)";
+  line += ", " + r.state;
+  if (r.pending_files > 0 || r.pending_bytes > 0)
+    line += ", pending " + std::to_string(r.pending_files) + " files / " +
+            std::to_string(r.pending_bytes) + " bytes";
+  if (r.last_job_ms >= 0)
+    line += ", last job " + std::to_string(r.last_job_ms) + " ms";
+  if (r.unsafe_paths_refused > 0)
+    line += ", " + std::to_string(r.unsafe_paths_refused) + " unsafe paths refused";
+  if (!r.error.empty())
+    line += "; error: " + r.error;
+  return line;
+}
+
+void print_replication_table(const node_status& status) {
+  std::cout << "\nConfiguration directory: " << status.config_dir << "\n";
+  std::cout << "  " << status.node << ": " << replication_line(status.replication) << ", "
+            << status.replication.files << " files, " << status.replication.bytes << " bytes\n";
+  for (auto& peer : status.peers)
+    if (peer.replication.known)
+      std::cout << "  " << peer.node << ": " << replication_line(peer.replication) << "\n";
 }
 
 void print_status_table(const node_status& status) {
@@ -188,10 +246,47 @@ void print_status_table(const node_status& status) {
               << peer.state << std::setw(26) << format_since(peer.since_ms) << std::setw(16)
               << heartbeat << detail << "\n";
   }
+  print_replication_table(status);
 }
 
 int send_command(caf::actor_system& system, const ctl_args& args, const node_config& config,
                  const admin_command& command);
+
+// Turns `config list|get|put|delete ...` into the node's admin verbs
+// config-list, config-get, config-put (with the content as the second
+// argument) and config-delete. Returns "" or a usage error.
+std::string make_config_command(admin_command& command) {
+  auto& args = command.args;
+  if (args.empty())
+    return "config needs list, get PATH, put PATH [--from FILE] or delete PATH";
+  auto sub = args[0];
+  args.erase(args.begin());
+  command.verb = "config-" + sub;
+  if (sub == "list")
+    return args.empty() ? "" : "config list takes no arguments";
+  if ((sub == "get" || sub == "delete") && args.size() != 1)
+    return "config " + sub + " needs exactly one PATH, relative to the configuration directory";
+  if (sub == "get" || sub == "delete")
+    return {};
+  if (sub != "put")
+    return "unknown config command '" + sub + "'; use list, get, put or delete";
+  std::string from;
+  if (args.size() == 3 && args[1] == "--from")
+    from = args[2];
+  else if (args.size() != 1)
+    return "config put needs PATH [--from FILE]";
+  std::string content;
+  if (from.empty()) {
+    content.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(from, std::ios::binary);
+    if (!in)
+      return "cannot read --from file '" + from + "': " + std::strerror(errno);
+    content.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  args = {args[0], content};
+  return {};
+}
 
 // Connects to the node's admin endpoint and runs one command; the whole
 // exchange is bounded by args.timeout_ms. Ends the process.
@@ -214,8 +309,15 @@ int talk_to_node(const ctl_args& args) {
     return fail_usage("status takes no arguments");
   if ((verb == "add-server" || verb == "remove-server") && command.args.size() != 1)
     return fail_usage(verb + " needs exactly one node name");
-  if (verb != "status" && verb != "add-server" && verb != "remove-server")
+  if (verb == "config") {
+    if (auto error = make_config_command(command); !error.empty())
+      return fail_usage(error);
+  } else if (verb == "mail-change") {
+    if (command.args.empty() || (command.args[0] != "publish" && command.args[0] != "watch"))
+      return fail_usage("mail-change needs 'publish' or 'watch'");
+  } else if (verb != "status" && verb != "add-server" && verb != "remove-server") {
     return fail_usage("unknown command '" + verb + "'");
+  }
 
   caf::actor_system_config cfg;
   configure_actor_system(cfg, config);
@@ -288,12 +390,18 @@ int send_command(caf::actor_system& system, const ctl_args& args, const node_con
         [&](caf::error& err) {
           result = unreachable("status failed: " + describe_error(system, err));
         });
+  } else if (verb == "mail-change") {
+    result = mail_change_command(system, self, admin, command.args, args.json, timeout);
   } else {
     self->request(admin, timeout, command)
       .receive(
         [&](const admin_result& answer) {
-          (answer.exit_code == 0 ? std::cout : std::cerr)
-            << (answer.exit_code == 0 ? "" : "mailclusterctl: ") << answer.message << "\n";
+          // File content and listings go out exactly as they are.
+          if (answer.exit_code == 0 && (verb == "config-get" || verb == "config-list"))
+            std::cout << answer.message;
+          else
+            (answer.exit_code == 0 ? std::cout : std::cerr)
+              << (answer.exit_code == 0 ? "" : "mailclusterctl: ") << answer.message << "\n";
           result = answer.exit_code;
         },
         [&](caf::error& err) {

@@ -48,6 +48,8 @@ std::string node_ini(const local_cluster_options& options, const std::string& na
   out += "listen = \"127.0.0.1:" + std::to_string(admin_port) + "\"\n\n";
   out += "[storage]\n";
   out += "state-dir = \"" + (node_dir / "state").string() + "\"\n\n";
+  out += "[replication]\n";
+  out += "config-dir = \"" + (node_dir / "config").string() + "\"\n\n";
   out += "[log]\n";
   out += "file = \"" + (node_dir / "cluster.log").string() + "\"\n";
   out += "level = \"info\"\n";
@@ -81,6 +83,8 @@ std::string write_node(const local_cluster_options& options, const fs::path& roo
   fs::create_directories(node_dir / "tls", ec);
   if (!ec)
     fs::create_directories(node_dir / "state", ec);
+  if (!ec)
+    fs::create_directories(node_dir / "config", ec);
   if (ec)
     return "cannot create '" + node_dir.string() + "': " + ec.message();
   auto ca_file = root / "ca" / "ca.pem";

@@ -358,7 +358,7 @@ CAF_TEST(unknown section) {
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, at(text, line));
   CHECK_CONTAINS(result.error, "unknown section '[clutser]'");
-  CHECK_CONTAINS(result.error, "(known sections: cluster, admin, storage, log, openssl)");
+  CHECK_CONTAINS(result.error, "(known sections: cluster, admin, storage, replication, mail-changes, log, openssl)");
   CHECK_CONTAINS(result.error, "did you mean 'cluster'?");
 }
 

@@ -80,7 +80,7 @@ CAF_TEST(node status round trip) {
   node_status status;
   status.cluster = "c";
   status.node = "mx2";
-  status.peers.push_back(peer_status{"mx1", "primary", "online", 7, 12, "mx2", ""});
+  status.peers.push_back(peer_status{"mx1", "primary", "online", 7, 12, "mx2", "", {}});
   status.registered = {"mx2", "mx3"};
   auto copy = round_trip(status);
   CAF_REQUIRE_EQUAL(copy.peers.size(), 1u);

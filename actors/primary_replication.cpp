@@ -1,0 +1,367 @@
+#include "actors/primary_replication.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+
+#include "caf/all.hpp"
+
+#include "messages/admin.hpp"
+#include "messages/atoms.hpp"
+#include "runtime/actor_guard.hpp"
+#include "runtime/batch_writer.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/registry.hpp"
+#include "runtime/replication_support.hpp"
+#include "runtime/tls.hpp"
+
+namespace mc {
+
+namespace {
+
+using self_ptr = caf::stateful_actor<primary_replication_state>*;
+
+/// Largest range one fetch_item may ask for, and all items of one request.
+constexpr uint32_t max_item_bytes = 4 * 1024 * 1024;
+constexpr uint64_t max_request_bytes = 16 * 1024 * 1024;
+/// Generations whose build time is kept for the lag in status.
+constexpr size_t kept_build_times = 1000;
+
+auto logger() {
+  return log::get(log::replication);
+}
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+std::string list_file(const node_context& context) {
+  return context.config.state_dir + "/replication/file-list";
+}
+
+std::string generation_file(const node_context& context) {
+  return context.config.state_dir + "/replication/generation";
+}
+
+void reindex(self_ptr self) {
+  auto& st = self->state;
+  st.index.clear();
+  for (size_t i = 0; i < st.files.size(); ++i)
+    st.index[st.files[i].path] = i;
+}
+
+void log_scan_errors(self_ptr self, const std::vector<std::string>& errors) {
+  for (auto& error : errors)
+    if (self->state.logged_errors.insert(error).second)
+      logger()->warn("skipped while building the replication file list: {}; the file is not "
+                     "replicated until it can be read",
+                     error);
+}
+
+replication_signal make_signal(self_ptr self) {
+  auto& st = self->state;
+  return {st.context->config.node_name, st.generation, st.built_ms, st.files};
+}
+
+// Makes `files` the current list under a new generation: persists the
+// generation number first (a restart never reuses a number a secondary may
+// have seen), signals every secondary, then persists the list.
+void publish(self_ptr self, file_list files, int64_t started_ms) {
+  auto& st = self->state;
+  st.files = std::move(files);
+  reindex(self);
+  ++st.generation;
+  st.built_ms = wall_clock_ms();
+  st.built_at[st.generation] = st.built_ms;
+  while (st.built_at.size() > kept_build_times)
+    st.built_at.erase(st.built_at.begin());
+  if (auto error =
+        write_file_durably(generation_file(*st.context), std::to_string(st.generation) + "\n");
+      !error.empty())
+    logger()->error("cannot save the replication generation: {}", error);
+  logger()->info("Completed rebuilding current replication file list: generation={} files={} "
+                 "bytes={} ms={}",
+                 st.generation, st.files.size(), total_bytes(st.files), steady_ms() - started_ms);
+  auto signal = make_signal(self);
+  for (auto& [node, replica] : st.replicas)
+    self->send(replica.handle, signal);
+  if (auto error = save_file_list(list_file(*st.context), st.generation, st.files); !error.empty())
+    logger()->error("cannot save the replication file list: {}", error);
+}
+
+// Rebuilds the list for `dirty` paths ("" = everything) and publishes a new
+// generation if the content changed.
+void rebuild(self_ptr self, const std::vector<std::string>& dirty) {
+  auto& st = self->state;
+  auto started = steady_ms();
+  auto files = st.files;
+  auto errors = rescan_paths(st.root, st.rules, files, dirty);
+  log_scan_errors(self, errors);
+  if (same_content(files, st.files)) {
+    // Only modification times changed, or nothing: keep the generation,
+    // but remember the new times so hashes are reused next time.
+    st.files = std::move(files);
+    reindex(self);
+    return;
+  }
+  publish(self, std::move(files), started);
+}
+
+void load_and_scan(self_ptr self) {
+  auto& st = self->state;
+  auto started = steady_ms();
+  uint64_t saved_generation = 0;
+  file_list saved;
+  if (auto error = load_file_list(list_file(*st.context), saved_generation, saved); !error.empty())
+    logger()->warn("{}", error);
+  // The generation file is written before each signal, the list after it.
+  uint64_t generation_number = 0;
+  std::string text;
+  if (read_managed_file(st.context->config.state_dir, "replication/generation", text, 64).empty())
+    generation_number = std::strtoull(text.c_str(), nullptr, 10);
+  st.generation = std::max(saved_generation, generation_number);
+  auto scan = scan_tree(st.root, st.rules, saved);
+  log_scan_errors(self, scan.errors);
+  if (st.generation > 0 && same_content(scan.files, saved)) {
+    st.files = std::move(scan.files);
+    reindex(self);
+    st.built_ms = wall_clock_ms();
+    st.built_at[st.generation] = st.built_ms;
+    logger()->info("Completed rebuilding current replication file list: generation={} files={} "
+                   "bytes={} ms={} unchanged-since-restart=true",
+                   st.generation, st.files.size(), scan.bytes, steady_ms() - started);
+    return;
+  }
+  publish(self, std::move(scan.files), started);
+}
+
+// Reads the ranges of a fetch_request. Every path must be on the current
+// list; the file is opened without following symbolic links.
+fetch_reply serve(self_ptr self, const fetch_request& request) {
+  auto& st = self->state;
+  fetch_reply reply;
+  uint64_t total = 0;
+  for (auto& item : request.items) {
+    file_chunk chunk;
+    chunk.path = item.path;
+    chunk.offset = item.offset;
+    total += item.length;
+    if (st.index.count(item.path) == 0) {
+      chunk.error = "not on the primary's current file list";
+    } else if (item.length > max_item_bytes || total > max_request_bytes) {
+      chunk.error = "range too large";
+    } else {
+      int fd = open_managed_file(st.root, item.path);
+      if (fd < 0) {
+        chunk.error = std::strerror(errno);
+      } else {
+        chunk.data.resize(item.length);
+        size_t done = 0;
+        while (done < item.length) {
+          auto n = ::pread(fd, chunk.data.data() + done, item.length - done,
+                           static_cast<off_t>(item.offset + done));
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0) {
+            chunk.error = std::strerror(errno);
+            break;
+          }
+          if (n == 0)
+            break;
+          done += static_cast<size_t>(n);
+        }
+        chunk.data.resize(done);
+        ::close(fd);
+      }
+    }
+    reply.chunks.push_back(std::move(chunk));
+  }
+  return reply;
+}
+
+replication_status own_status(self_ptr self) {
+  auto& st = self->state;
+  replication_status status;
+  status.applied_generation = st.generation;
+  status.primary_generation = st.generation;
+  status.files = st.files.size();
+  status.bytes = total_bytes(st.files);
+  status.state = "idle";
+  status.known = true;
+  return status;
+}
+
+void fill_status(self_ptr self, node_status& status) {
+  auto& st = self->state;
+  status.config_dir = st.root;
+  status.replication = own_status(self);
+  auto now = wall_clock_ms();
+  for (auto& peer : status.peers) {
+    auto i = st.replicas.find(peer.node);
+    if (i == st.replicas.end())
+      continue;
+    auto replication = i->second.status;
+    replication.primary_generation = st.generation;
+    if (replication.known && replication.applied_generation < st.generation) {
+      replication.lag_generations = st.generation - replication.applied_generation;
+      // Behind since the first generation it has not applied was built.
+      auto first = st.built_at.upper_bound(replication.applied_generation);
+      replication.lag_ms = first != st.built_at.end() ? now - first->second : now - st.built_ms;
+    }
+    peer.replication = replication;
+  }
+}
+
+admin_result config_command(self_ptr self, const admin_command& command) {
+  auto& st = self->state;
+  auto& verb = command.verb;
+  if (verb == "config-list")
+    return {0, format_listing(st.files)};
+  if (command.args.empty())
+    return {1, verb + " needs a PATH"};
+  auto& path = command.args[0];
+  if (auto reason = check_relative_path(path); !reason.empty())
+    return {1, "path '" + path + "' is not allowed: " + reason +
+                 "; give a path relative to the configuration directory " + st.root};
+  if (is_excluded(st.rules, st.root, path))
+    return {1, "'" + path +
+                 "' is excluded from replication (shared folder, lock file or the "
+                 "node's own state); manage it outside mailcluster"};
+  if (verb == "config-get") {
+    std::string content;
+    if (auto error = read_managed_file(st.root, path, content, max_admin_file_size); !error.empty())
+      return {1, error};
+    return {0, content};
+  }
+  if (verb == "config-put" && command.args.size() == 2) {
+    auto& content = command.args[1];
+    uint32_t mode = 0644;
+    if (auto i = st.index.find(path); i != st.index.end())
+      mode = st.files[i->second].mode;
+    batch_writer writer(st.root);
+    std::string error = writer.begin(path, mode);
+    if (error.empty())
+      error = writer.append(content.data(), content.size());
+    if (error.empty())
+      error = writer.finish(tls::sha256_hex(content));
+    if (error.empty())
+      error = writer.commit();
+    if (!error.empty())
+      return {1, "cannot write '" + path + "' in " + st.root + ": " + error};
+    logger()->info("config put {}: {} bytes written through mailclusterctl", path, content.size());
+  } else if (verb == "config-delete") {
+    if (st.index.count(path) == 0)
+      return {1, "'" + path + "' is not in the configuration directory " + st.root};
+    batch_writer writer(st.root);
+    if (auto error = writer.remove(path); !error.empty())
+      return {1, error};
+    logger()->info("config delete {}: removed through mailclusterctl", path);
+  } else {
+    return {1, "unknown config command '" + verb + "'"};
+  }
+  auto before = st.generation;
+  rebuild(self, {path});
+  return {0, verb == "config-put"
+               ? "wrote '" + path + "'; generation " + std::to_string(st.generation) +
+                   (st.generation == before ? " (content unchanged)" : "") + " replicates it"
+               : "deleted '" + path + "'; generation " + std::to_string(st.generation) +
+                   " replicates the deletion"};
+}
+
+void add_replica(self_ptr self, const service_peer& peer) {
+  auto& replica = self->state.replicas[peer.node];
+  if (replica.handle && replica.handle != peer.handle)
+    self->demonitor(replica.handle);
+  replica.handle = peer.handle;
+  replica.status.state = "waiting";
+  self->monitor(peer.handle);
+  logger()->info("secondary {} ready for replication: sending generation {}", peer.node,
+                 self->state.generation);
+  self->send(peer.handle, make_signal(self));
+}
+
+} // namespace
+
+caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>* self,
+                                  node_context_ptr context) {
+  guard_actor(self, log::replication);
+  auto& st = self->state;
+  st.context = context;
+  st.root = context->config.config_dir;
+  st.rules = node_exclusions(context->config);
+  for (auto dir : {st.root, context->config.state_dir + "/replication"})
+    if (auto error = ensure_directory(dir); !error.empty()) {
+      logger()->error("{}; check replication.config-dir and storage.state-dir", error);
+      self->quit(caf::make_error(caf::sec::runtime_error, error));
+      return {};
+    }
+  load_and_scan(self);
+  // A weak handle: the watcher lives in this actor's state, and a strong
+  // one would keep the actor alive forever.
+  caf::actor_addr me = self->address();
+  st.watcher = std::make_unique<tree_watcher>(
+    st.root, st.rules, context->config.debounce, [me](std::vector<std::string> paths) {
+      if (auto actor = caf::actor_cast<caf::actor>(me))
+        caf::anon_send(actor, dirty_atom::value, std::move(paths));
+    });
+  if (!st.watcher->error().empty())
+    logger()->warn("{}; changes are found by the periodic rescan only (every {} ms)",
+                   st.watcher->error(), context->config.rescan_interval.count());
+  if (auto n = st.watcher->unwatched_folders(); n > 0)
+    logger()->warn("{} folders of {} are not watched (inotify limit); changes there are found by "
+                   "the periodic rescan; raise fs.inotify.max_user_watches",
+                   n, st.root);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    for (auto& [node, replica] : self->state.replicas)
+      if (replica.handle.address() == msg.source) {
+        replica.handle = caf::actor{};
+        replica.status.state = "offline";
+      }
+  });
+  // After a restart of this actor, pick up the secondaries that said hello
+  // before.
+  auto membership = caf::actor_cast<caf::actor>(self->system().registry().get(membership_key));
+  if (membership)
+    self->request(membership, context->config.request_timeout, service_peers_request{"replication"})
+      .then([=](const std::vector<service_peer>& peers) {
+        for (auto& peer : peers)
+          add_replica(self, peer);
+      });
+  self->delayed_send(self, context->config.rescan_interval, rescan_atom::value);
+  return {
+    [=](dirty_atom, const std::vector<std::string>& paths) { rebuild(self, paths); },
+    [=](rescan_atom) {
+      rebuild(self, {std::string{}});
+      self->delayed_send(self, self->state.context->config.rescan_interval, rescan_atom::value);
+    },
+    [=](const service_peer& peer) { add_replica(self, peer); },
+    [=](const fetch_request& request) -> caf::result<fetch_reply> {
+      auto sender = self->current_sender();
+      bool known = false;
+      for (auto& [node, replica] : self->state.replicas)
+        if (replica.handle && caf::actor_cast<caf::strong_actor_ptr>(replica.handle) == sender)
+          known = true;
+      if (!known)
+        return caf::make_error(caf::sec::request_receiver_down,
+                               "fetch_request from an actor that is not a joined secondary");
+      return serve(self, request);
+    },
+    [=](const replication_report& report) {
+      auto i = self->state.replicas.find(report.node);
+      if (i == self->state.replicas.end() ||
+          caf::actor_cast<caf::strong_actor_ptr>(i->second.handle) != self->current_sender())
+        return;
+      i->second.status = report.status;
+      i->second.status.known = true;
+    },
+    [=](fill_status_atom, node_status& status) {
+      fill_status(self, status);
+      return status;
+    },
+    [=](const admin_command& command) { return config_command(self, command); },
+  };
+}
+
+} // namespace mc

@@ -1,0 +1,58 @@
+// Replication actor of the primary. It keeps the file list of the managed
+// configuration directory current (inotify with a debounce, plus a periodic
+// full rescan), numbers each change with a generation that survives
+// restarts, signals every secondary that said hello, serves their
+// fetch_requests, and collects their reports for status. It also runs the
+// `config` admin commands. The supervisor spawns it as a detached actor,
+// because scanning and reading files block.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "caf/actor.hpp"
+#include "caf/behavior.hpp"
+#include "caf/stateful_actor.hpp"
+
+#include "messages/replication.hpp"
+#include "runtime/file_list.hpp"
+#include "runtime/node_context.hpp"
+#include "runtime/tree_watcher.hpp"
+
+namespace mc {
+
+/// A secondary as the primary's replication actor sees it.
+struct replica_entry {
+  caf::actor handle;
+  /// Last report of the secondary.
+  replication_status status;
+};
+
+struct primary_replication_state {
+  node_context_ptr context;
+  std::string root;
+  exclusion_rules rules;
+  file_list files;
+  /// Index of `files` by path, for checking fetch requests.
+  std::unordered_map<std::string, size_t> index;
+  uint64_t generation = 0;
+  int64_t built_ms = 0;
+  /// When each recent generation was built, for the lag in status.
+  std::map<uint64_t, int64_t> built_at;
+  std::map<std::string, replica_entry> replicas;
+  /// Paths whose read errors were logged already, so each is logged once.
+  std::set<std::string> logged_errors;
+  std::unique_ptr<tree_watcher> watcher;
+  static inline const char* name = "primary_replication";
+};
+
+/// Files of at most this size are transferred by `config get` and `put`.
+constexpr uint64_t max_admin_file_size = 16 * 1024 * 1024;
+
+caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>* self,
+                                  node_context_ptr context);
+
+} // namespace mc

@@ -1,0 +1,88 @@
+// Replication actor of a secondary. It says hello to the primary when the
+// node joins, takes each replication_signal, compares the primary's file
+// list with its own, pulls what differs in bounded chunks with a few
+// requests in flight, verifies and writes files in durable batches, applies
+// modes and deletions, and reports progress. Local edits (inotify plus a
+// periodic rescan) are overwritten with the primary's copy, with a warning.
+// Spawned detached by the supervisor: writing and hashing block.
+//
+//   idle --signal / local edit--> syncing --all files written--> idle
+//                                    |  ^
+//              disk full, primary lost v  | retry timer, new signal
+//                                  error / waiting
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "caf/actor.hpp"
+#include "caf/behavior.hpp"
+#include "caf/group.hpp"
+#include "caf/stateful_actor.hpp"
+
+#include "messages/replication.hpp"
+#include "runtime/batch_writer.hpp"
+#include "runtime/file_list.hpp"
+#include "runtime/node_context.hpp"
+#include "runtime/tree_watcher.hpp"
+
+namespace mc {
+
+/// One transfer from the primary's list of one generation.
+struct replication_job {
+  uint64_t generation = 0;
+  /// Files to fetch, in order, and the next byte to ask for.
+  std::vector<file_entry> fetch;
+  size_t next_file = 0;
+  uint64_t next_offset = 0;
+  /// Fetch requests sent and not answered yet.
+  int in_flight = 0;
+  /// Finished files not committed yet, and their bytes.
+  std::vector<file_entry> uncommitted;
+  uint64_t uncommitted_bytes = 0;
+  int64_t last_commit_ms = 0;
+  uint64_t files_done = 0;
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  /// Files that failed (changed on the primary meanwhile, unreadable);
+  /// the job then does not count as applied.
+  uint64_t failed = 0;
+  int64_t started_ms = 0;
+  int64_t last_progress_ms = 0;
+  int64_t last_report_ms = 0;
+};
+
+struct secondary_replication_state {
+  node_context_ptr context;
+  std::string root;
+  exclusion_rules rules;
+  /// What is on disk, as of the last scan or write.
+  file_list local;
+  /// The primary's list of the last applied generation.
+  file_list applied;
+  uint64_t applied_generation = 0;
+  /// The primary's newest list, from the last signal.
+  replication_signal target;
+  bool have_target = false;
+  caf::actor primary;
+  std::string primary_node;
+  std::unique_ptr<batch_writer> writer;
+  std::unique_ptr<replication_job> job;
+  /// Changed paths reported by the watcher and not yet rescanned.
+  std::vector<std::string> dirty;
+  uint64_t unsafe_refused = 0;
+  int64_t last_job_ms = -1;
+  std::string error;
+  bool retry_pending = false;
+  std::unique_ptr<tree_watcher> watcher;
+  caf::group events;
+  static inline const char* name = "secondary_replication";
+};
+
+caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_state>* self,
+                                    node_context_ptr context);
+
+} // namespace mc

@@ -1,0 +1,171 @@
+// Messages of configuration replication and of service discovery between
+// the primary and its secondaries. See docs/protocol.md, "Replication".
+//
+// Discovery: a service actor of a secondary (replication, mail relay) sends
+// service_hello to the primary's membership actor. The primary checks that
+// the sender sits on the connection of a joined member and hands the
+// sender's handle to its own service of that name as a service_peer.
+//
+// Replication: the primary sends replication_signal with its whole file
+// list to each secondary; the secondary pulls what differs with
+// fetch_request (a few in flight, each at most a bounded number of bytes),
+// writes, and sends replication_report after each step.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "caf/actor.hpp"
+#include "caf/meta/type_name.hpp"
+
+#include "runtime/file_list.hpp"
+
+namespace mc {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, file_entry& x) {
+  return f(caf::meta::type_name("file_entry"), x.path, x.size, x.mode, x.mtime_ns, x.sha256);
+}
+
+/// secondary service -> primary membership: "this is my <service> actor".
+struct service_hello {
+  std::string node;
+  uint64_t incarnation = 0;
+  /// "replication" or "relay".
+  std::string service;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_hello& x) {
+  return f(caf::meta::type_name("service_hello"), x.node, x.incarnation, x.service);
+}
+
+/// primary membership -> local service (never leaves the node): a joined
+/// secondary's actor for this service.
+struct service_peer {
+  std::string node;
+  caf::actor handle;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_peer& x) {
+  return f(caf::meta::type_name("service_peer"), x.node, x.handle);
+}
+
+/// local service -> primary membership: the service_peer of every online
+/// member that said hello for `service` (used after a service restarts).
+struct service_peers_request {
+  std::string service;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, service_peers_request& x) {
+  return f(caf::meta::type_name("service_peers_request"), x.service);
+}
+
+/// primary replication -> secondary replication: the current file list.
+struct replication_signal {
+  std::string primary_node;
+  uint64_t generation = 0;
+  /// Wall-clock time the list was built, milliseconds since the epoch.
+  int64_t built_ms = 0;
+  file_list files;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replication_signal& x) {
+  return f(caf::meta::type_name("replication_signal"), x.primary_node, x.generation, x.built_ms,
+           x.files);
+}
+
+/// One byte range of one file.
+struct fetch_item {
+  std::string path;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fetch_item& x) {
+  return f(caf::meta::type_name("fetch_item"), x.path, x.offset, x.length);
+}
+
+/// secondary -> primary replication: send these ranges. Answered with a
+/// fetch_reply holding one chunk per item, in the same order.
+struct fetch_request {
+  uint64_t generation = 0;
+  std::vector<fetch_item> items;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fetch_request& x) {
+  return f(caf::meta::type_name("fetch_request"), x.generation, x.items);
+}
+
+struct file_chunk {
+  std::string path;
+  uint64_t offset = 0;
+  std::string data;
+  /// Why the range could not be read (file gone, unreadable); empty if ok.
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, file_chunk& x) {
+  return f(caf::meta::type_name("file_chunk"), x.path, x.offset, x.data, x.error);
+}
+
+struct fetch_reply {
+  std::vector<file_chunk> chunks;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fetch_reply& x) {
+  return f(caf::meta::type_name("fetch_reply"), x.chunks);
+}
+
+/// Replication state of one node, as shown by status.
+struct replication_status {
+  /// Primary: current generation. Secondary: last applied generation.
+  uint64_t applied_generation = 0;
+  /// Newest generation of the primary that the node knows of.
+  uint64_t primary_generation = 0;
+  /// Generations behind the primary, and for how long, in milliseconds
+  /// (0 when current).
+  uint64_t lag_generations = 0;
+  int64_t lag_ms = 0;
+  uint64_t pending_files = 0;
+  uint64_t pending_bytes = 0;
+  int64_t last_job_ms = -1;
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+  /// Paths from a peer that were refused as unsafe, since the node started.
+  uint64_t unsafe_paths_refused = 0;
+  /// "idle", "syncing", "waiting" (for the primary) or "error".
+  std::string state;
+  /// Last error, e.g. a full disk; empty if none.
+  std::string error;
+  /// False when no report reached the primary yet.
+  bool known = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replication_status& x) {
+  return f(caf::meta::type_name("replication_status"), x.applied_generation, x.primary_generation,
+           x.lag_generations, x.lag_ms, x.pending_files, x.pending_bytes, x.last_job_ms, x.files,
+           x.bytes, x.unsafe_paths_refused, x.state, x.error, x.known);
+}
+
+/// secondary -> primary replication: progress or completion of a job.
+struct replication_report {
+  std::string node;
+  replication_status status;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, replication_report& x) {
+  return f(caf::meta::type_name("replication_report"), x.node, x.status);
+}
+
+} // namespace mc

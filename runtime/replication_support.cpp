@@ -1,0 +1,122 @@
+#include "runtime/replication_support.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <boost/filesystem.hpp>
+
+#include "runtime/node_context.hpp"
+
+namespace mc {
+
+namespace fs = boost::filesystem;
+
+exclusion_rules node_exclusions(const node_config& config) {
+  auto rules = default_exclusions();
+  for (auto& name : config.exclude)
+    rules.top_level.push_back(name);
+  for (auto& suffix : config.exclude_suffix)
+    rules.suffixes.push_back(suffix);
+  rules.absolute.push_back(config.state_dir);
+  rules.absolute.push_back(fs::path(config.log_file).parent_path().string());
+  return rules;
+}
+
+bool same_content(const file_list& x, const file_list& y) {
+  if (x.size() != y.size())
+    return false;
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i].path != y[i].path || x[i].size != y[i].size || x[i].mode != y[i].mode ||
+        x[i].sha256 != y[i].sha256)
+      return false;
+  return true;
+}
+
+std::string format_listing(const file_list& list) {
+  std::string out;
+  char mode[16];
+  for (auto& entry : list) {
+    std::snprintf(mode, sizeof(mode), "%04o", entry.mode);
+    out += std::string(mode) + " " + std::to_string(entry.size) + " " +
+           iso8601(entry.mtime_ns / 1000000) + " " + entry.path + "\n";
+  }
+  return out;
+}
+
+int open_managed_file(const std::string& root, const std::string& relative) {
+  if (!check_relative_path(relative).empty()) {
+    errno = EINVAL;
+    return -1;
+  }
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  size_t start = 0;
+  while (fd >= 0) {
+    auto slash = relative.find('/', start);
+    auto last = slash == std::string::npos;
+    auto component = relative.substr(start, last ? std::string::npos : slash - start);
+    int flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (last ? O_NONBLOCK : O_DIRECTORY);
+    int next = ::openat(fd, component.c_str(), flags);
+    auto saved = errno;
+    ::close(fd);
+    errno = saved;
+    fd = next;
+    if (last)
+      break;
+    start = slash + 1;
+  }
+  if (fd >= 0) {
+    struct stat info {};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+      ::close(fd);
+      errno = EINVAL;
+      return -1;
+    }
+  }
+  return fd;
+}
+
+std::string read_managed_file(const std::string& root, const std::string& relative,
+                              std::string& out, uint64_t max_size) {
+  if (auto reason = check_relative_path(relative); !reason.empty())
+    return "path '" + relative + "' is not allowed: " + reason;
+  int fd = open_managed_file(root, relative);
+  if (fd < 0)
+    return "cannot read '" + relative +
+           "': " + (errno == EINVAL ? std::string("not a regular file") : std::strerror(errno));
+  struct stat info {};
+  ::fstat(fd, &info);
+  if (static_cast<uint64_t>(info.st_size) > max_size) {
+    ::close(fd);
+    return "'" + relative + "' has " + std::to_string(info.st_size) + " bytes, more than the " +
+           std::to_string(max_size) + " that this command transfers; copy it from " + root +
+           " directly";
+  }
+  out.resize(static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < out.size()) {
+    auto n = ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += static_cast<size_t>(n);
+  }
+  out.resize(done);
+  ::close(fd);
+  return {};
+}
+
+std::string ensure_directory(const std::string& dir) {
+  boost::system::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    return "cannot create '" + dir + "': " + ec.message();
+  return {};
+}
+
+} // namespace mc

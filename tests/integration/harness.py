@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ctypes
+import hashlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -229,6 +231,81 @@ def find_peer(status: Optional[dict], node: str) -> Optional[dict]:
 def peer_state(status: Optional[dict], node: str) -> Optional[str]:
     peer = find_peer(status, node)
     return peer.get("state") if peer else None
+
+
+# -- configuration trees ------------------------------------------------------
+
+# Prefix of the temporary files that a secondary writes before it renames
+# them into place.
+TEMPORARY_PREFIX = ".mc-tmp."
+
+
+def file_sha256(path: str | Path) -> str:
+    """Return the SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 20)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_snapshot(root: str | Path) -> dict[str, tuple[str, int]]:
+    """Return {relative path: (SHA-256, permission bits)} of every regular
+    file below root.
+
+    Paths are '/'-separated str (undecodable bytes as surrogate escapes, see
+    os.fsdecode). Symbolic links are neither followed nor listed, and files
+    that vanish during the walk are left out, so the snapshot of a tree that
+    is being written is still well defined.
+    """
+    snapshot: dict[str, tuple[str, int]] = {}
+    root = str(root)
+    for folder, folders, files in os.walk(root):
+        folders.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            try:
+                info = os.lstat(path)
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                digest = file_sha256(path)
+            except FileNotFoundError:
+                continue
+            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            snapshot[relative] = (digest, stat.S_IMODE(info.st_mode))
+    return snapshot
+
+
+def temporary_files(root: str | Path) -> list[str]:
+    """Return the relative paths of the secondary's temporary files below root."""
+    found = []
+    for folder, _, files in os.walk(str(root)):
+        for name in files:
+            if name.startswith(TEMPORARY_PREFIX):
+                found.append(os.path.relpath(os.path.join(folder, name), str(root)))
+    return sorted(found)
+
+
+def describe_tree_difference(expected: dict, actual: dict, limit: int = 10) -> str:
+    """Return a short text listing the files missing from, extra in and
+    different in `actual` compared with `expected` (snapshots of
+    tree_snapshot())."""
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    content = sorted(path for path in set(expected) & set(actual) if expected[path][0] != actual[path][0])
+    modes = sorted(path for path in set(expected) & set(actual)
+                   if expected[path][0] == actual[path][0] and expected[path][1] != actual[path][1])
+    parts = [f"{len(expected)} files expected, {len(actual)} present"]
+    for label, paths in [("missing", missing), ("extra", extra), ("other content", content)]:
+        if paths:
+            parts.append(f"{label} ({len(paths)}): {paths[:limit]!r}")
+    if modes:
+        shown = [f"{path}: {actual[path][1]:04o} instead of {expected[path][1]:04o}" for path in modes[:limit]]
+        parts.append(f"other mode ({len(modes)}): {shown!r}")
+    return "; ".join(parts)
 
 
 # -- failure messages ---------------------------------------------------------
@@ -497,6 +574,70 @@ class Cluster:
             if regex.search(line):
                 return line
         return None
+
+    def find_logs(self, node: str, pattern: str, after: int = 0) -> list[str]:
+        """Return every log line from index `after` on that matches the regex."""
+        regex = re.compile(pattern)
+        return [line for line in self.log_lines(node)[after:] if regex.search(line)]
+
+    # -- configuration replication --
+
+    def config_dir(self, node: str) -> Path:
+        """Return the node's managed configuration directory, [replication]
+        config-dir of its node.ini."""
+        value = self.option(node, "replication", "config-dir")
+        if value is None:
+            raise AssertionError(f"{self.config(node)} has no [replication] config-dir")
+        return Path(value)
+
+    def replication(self, node: str) -> Optional[dict]:
+        """Return the "replication" object of the node's status, or None if
+        mailclusterctl failed."""
+        status = self.try_status(node)
+        return status.get("replication") if status else None
+
+    def peer_replication(self, observer: str, peer: str) -> Optional[dict]:
+        """Return the "replication" object of `peer` in `observer`'s status
+        (the primary's view of a secondary), or None."""
+        entry = find_peer(self.try_status(observer), peer)
+        return entry.get("replication") if entry else None
+
+    def wait_for_generation(self, nodes: Iterable[str], generation: int, timeout_s: float,
+                            since: Optional[float] = None) -> dict[str, dict]:
+        """Wait until every node's status shows replication applied_generation
+        equal to `generation` and state "idle", and return their replication
+        objects by node."""
+        start = time.monotonic() if since is None else since
+        seen: dict[str, dict] = {}
+        for node in nodes:
+            def check(node=node):
+                seen[node] = self.replication(node)
+                replication = seen[node]
+                if not replication:
+                    return None
+                if replication.get("applied_generation") != generation or replication.get("state") != "idle":
+                    return None
+                return replication
+
+            self.wait_for(f"{node} applied replication generation {generation} and is idle", check,
+                          timeout_s, since=start, nodes=[node], last_seen=lambda node=node: seen.get(node))
+        return seen
+
+    def wait_for_tree(self, node: str, expected: dict, timeout_s: float, since: Optional[float] = None,
+                      ignore: Callable[[str], bool] = lambda path: False) -> dict:
+        """Wait until tree_snapshot() of the node's configuration directory,
+        without the paths for which ignore() is true, equals `expected`, and
+        return the snapshot."""
+        seen = {}
+
+        def check():
+            snapshot = tree_snapshot(self.config_dir(node))
+            seen["tree"] = {path: value for path, value in snapshot.items() if not ignore(path)}
+            return seen["tree"] if seen["tree"] == expected else None
+
+        return self.wait_for(
+            f"configuration directory of {node} equals the expected tree", check, timeout_s, since=since,
+            nodes=[node], last_seen=lambda: describe_tree_difference(expected, seen.get("tree", {})))
 
     # -- waiting --
 

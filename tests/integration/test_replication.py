@@ -1,0 +1,660 @@
+"""Configuration replication on real processes: the first synchronisation of
+real and generated trees, changes on the primary, local edits on a
+secondary, the config commands, a primary restart, an unreadable file and a
+node added later."""
+
+import os
+import random
+import shutil
+import subprocess
+import time
+import unittest
+from pathlib import Path
+
+import harness
+from harness import PRIMARY, describe_tree_difference, tree_snapshot
+
+SECONDARIES = ["mx2", "mx3"]
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+# Limits for a loaded 2-core machine. Each first synchronisation here took
+# under 1 s on a 2-core VM while a compiler ran (ms= of the job in the log).
+JOIN_LIMIT_S = 30.0
+SYNC_LIMIT_S = 60.0
+CHANGE_LIMIT_S = 30.0
+# A secondary that cleans up leftover temporary files does it at startup,
+# before its first job, so convergence plus this is plenty.
+LEFTOVER_LIMIT_S = 5.0
+
+# Files that must never leave the primary: the shared folders and lock files
+# that replication excludes by default.
+EXCLUDED_FILES = [
+    "Users/alice@example.com/INBOX/1.msg",
+    "Public Folders/Announcements/1.msg",
+    "LockFiles/queue.lck",
+    "PEM/example.com/key.pem",
+    "Archives/2026/12.mbx",
+    "Digests/list/1.txt",
+    "Gateways/gw/1.msg",
+    "Queues/Remote/1.msg",
+    "dovecot/conf.d/editing.lock",
+    "generated/deep/x.lck",
+]
+
+
+def write_file(path: Path, content: bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    os.chmod(path, mode)
+
+
+def write_generated_tree(root: Path, seed: int) -> None:
+    """Write a tree with awkward names, binary, empty and multi-chunk files,
+    several modes and deep folders (about 8 MB), the same for every seed."""
+    generator = random.Random(seed)
+    names = [
+        "plain.conf",
+        "name with spaces.conf",
+        "  leading and trailing spaces  ",
+        "Überweisungen – Regeln.txt",
+        "日本語のメール設定.cfg",
+        "emoji 📬 inbox.rules",
+        "-starts-with-dash",
+        "#hash and 'quotes' \"double\".ini",
+        ".hidden",
+        "semi;colon&ampersand$dollar",
+        "line\nbreak.conf",
+        "tab\tand\x7fdelete",
+    ]
+    for index, name in enumerate(names):
+        write_file(root / "names" / name, generator.randbytes(generator.randint(1, 3000)),
+                   [0o644, 0o600, 0o640, 0o755][index % 4])
+
+    # A name that is not valid UTF-8 (Latin-1 "café"), as a byte path.
+    latin1 = os.path.join(os.fsencode(root / "names"), b"caf\xe9.txt")
+    with open(latin1, "wb") as handle:
+        handle.write(b"latin-1 name\n")
+
+    for index in range(5):
+        write_file(root / "empty" / f"empty-{index}", b"", 0o644 if index % 2 else 0o600)
+
+    # Sizes around the secondary's 1 MiB fetch size and the primary's 4 MiB
+    # limit per range.
+    for size in [1, 255, 256, 257, 65536, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (4 << 20) + 3]:
+        write_file(root / "binary" / f"blob-{size}.bin", generator.randbytes(size))
+
+    deep = root / "deep"
+    for level in range(30):
+        deep = deep / f"level {level:02d}"
+    write_file(deep / "bottom.conf", b"deep = yes\n", 0o640)
+
+    for index in range(200):
+        folder = root / "many" / f"folder-{index % 10}"
+        write_file(folder / f"rule-{index:03d}.cf", generator.randbytes(generator.randint(0, 8000)),
+                   0o755 if index % 7 == 0 else 0o644)
+
+    write_file(root / "setuid-like.sh", b"#!/bin/sh\n", 0o4755)
+    # A folder named like an excluded top-level folder, but below the top:
+    # only top-level names are excluded.
+    write_file(root / "Users" / "kept.txt", b"replicated, because it is not at the top level\n")
+
+
+def fetch_real_trees(test: unittest.TestCase) -> Path:
+    """Return the cache of scripts/fetch-real-trees, or skip the test when the
+    script cannot fetch the Debian packages."""
+    script = REPOSITORY / "scripts" / "fetch-real-trees"
+    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        test.skipTest(f"scripts/fetch-real-trees failed with exit code {result.returncode}: "
+                      f"{result.stderr.strip()[-500:]}")
+    cache = Path(result.stdout.strip().splitlines()[-1])
+    for name in ["dovecot", "spamassassin"]:
+        if not (cache / name).is_dir():
+            raise AssertionError(f"scripts/fetch-real-trees printed {cache}, which has no {name}/ folder")
+    return cache
+
+
+def is_excluded_by_default(path: str) -> bool:
+    top = path.split("/", 1)[0]
+    excluded_top = {"Users", "Public Folders", "LockFiles", "PEM", "Archives", "Digests", "Gateways", "Queues"}
+    return top in excluded_top or path.endswith(".lock") or path.endswith(".lck")
+
+
+def is_excluded_or_temporary(path: str) -> bool:
+    return is_excluded_by_default(path) or os.path.basename(path).startswith(harness.TEMPORARY_PREFIX)
+
+
+class ReplicationTestCase(harness.ClusterTestCase):
+    def start_cluster(self, nodes: int = 3, prepare=None) -> harness.Cluster:
+        """Make a cluster, call prepare(cluster) to fill the configuration
+        directories, start every node and wait until all have joined."""
+        cluster = self.make_cluster(nodes=nodes)
+        for node in cluster.node_names():
+            cluster.config_dir(node).mkdir(parents=True, exist_ok=True)
+        if prepare:
+            prepare(cluster)
+        cluster.start_all()
+        cluster.wait_until_joined(timeout_s=JOIN_LIMIT_S)
+        return cluster
+
+    def primary_tree(self, cluster: harness.Cluster) -> dict:
+        """Return the snapshot of the primary's tree without excluded files,
+        which is what every secondary must hold."""
+        snapshot = tree_snapshot(cluster.config_dir(PRIMARY))
+        return {path: value for path, value in snapshot.items() if not is_excluded_by_default(path)}
+
+    def wait_for_convergence(self, cluster: harness.Cluster, nodes=SECONDARIES, limit_s: float = CHANGE_LIMIT_S,
+                             since=None) -> dict:
+        """Wait until every node in `nodes` has the primary's tree (temporary
+        files aside) and has applied the primary's generation, and return the
+        primary's replication status."""
+        start = time.monotonic() if since is None else since
+        expected = self.primary_tree(cluster)
+        for node in nodes:
+            cluster.wait_for_tree(node, expected, limit_s, since=start, ignore=is_excluded_or_temporary)
+        primary = cluster.wait_for_admin(PRIMARY, CHANGE_LIMIT_S)["replication"]
+        cluster.wait_for_generation(nodes, primary["applied_generation"], limit_s, since=start)
+        return primary
+
+    def generation(self, cluster: harness.Cluster) -> int:
+        return cluster.wait_for_admin(PRIMARY, CHANGE_LIMIT_S)["replication"]["applied_generation"]
+
+
+class InitialSyncTest(ReplicationTestCase):
+    def test_real_and_generated_trees(self):
+        cache = fetch_real_trees(self)
+        leftovers = {"mx2": "stale/only-on-mx2.conf", "mx3": "stale.conf"}
+        local_excluded = {node: f"Users/{node}-local/INBOX/1.msg" for node in SECONDARIES}
+
+        def prepare(cluster):
+            primary_dir = cluster.config_dir(PRIMARY)
+            for name in ["dovecot", "spamassassin"]:
+                shutil.copytree(cache / name, primary_dir / name, symlinks=True)
+            write_generated_tree(primary_dir / "generated", seed=20261204)
+            for path in EXCLUDED_FILES:
+                write_file(primary_dir / path, b"must stay on the primary\n")
+            # A secondary's own files outside the replicated set: a stale
+            # file is removed, a file in an excluded folder is left alone.
+            for node in SECONDARIES:
+                write_file(cluster.config_dir(node) / leftovers[node], b"stale\n")
+                write_file(cluster.config_dir(node) / local_excluded[node], b"local mail\n")
+
+        started = time.monotonic()
+        cluster = self.start_cluster(prepare=prepare)
+        expected = self.primary_tree(cluster)
+        dovecot_files = [path for path in expected if path.startswith("dovecot/")]
+        spamassassin_files = [path for path in expected if path.startswith("spamassassin/")]
+        self.assertGreater(len(dovecot_files), 20, f"the dovecot tree in {cache} looks empty")
+        self.assertGreater(len(spamassassin_files), 20, f"the spamassassin tree in {cache} looks empty")
+
+        for node in SECONDARIES:
+            cluster.wait_for_tree(node, expected, SYNC_LIMIT_S, since=started, ignore=is_excluded_by_default)
+        primary = cluster.wait_for_admin(PRIMARY, CHANGE_LIMIT_S)["replication"]
+        statuses = cluster.wait_for_generation(SECONDARIES, primary["applied_generation"], SYNC_LIMIT_S,
+                                               since=started)
+
+        total_bytes = sum(os.path.getsize(cluster.config_dir(PRIMARY) / path) for path in expected)
+        context = cluster.explain(f"primary replication status: {primary}")
+        self.assertEqual(primary["files"], len(expected), context)
+        self.assertEqual(primary["bytes"], total_bytes, context)
+        for node in SECONDARIES:
+            snapshot = tree_snapshot(cluster.config_dir(node))
+            context = cluster.explain(f"tree of {node}: {describe_tree_difference(expected, snapshot)}", [node])
+            for path in EXCLUDED_FILES:
+                self.assertNotIn(path, snapshot, context)
+            self.assertNotIn(leftovers[node], snapshot, context)
+            self.assertIn(local_excluded[node], snapshot, context)
+            self.assertIn("generated/Users/kept.txt", snapshot, context)
+            self.assertEqual(snapshot["generated/setuid-like.sh"][1], 0o4755, context)
+            self.assertEqual(harness.temporary_files(cluster.config_dir(node)), [], context)
+            replication = statuses[node]
+            context = cluster.explain(f"replication status of {node}: {replication}", [node])
+            self.assertEqual(replication["files"], len(expected), context)
+            self.assertEqual(replication["bytes"], total_bytes, context)
+            self.assertEqual(replication["lag_generations"], 0, context)
+            self.assertEqual(replication["pending_files"], 0, context)
+            self.assertEqual(replication["error"], "", context)
+
+        generation = primary["applied_generation"]
+        for node in SECONDARIES:
+            seen = {}
+
+            def reported(node=node):
+                seen[node] = cluster.peer_replication(PRIMARY, node)
+                replication = seen[node]
+                return replication and replication["applied_generation"] == generation and \
+                    replication["state"] == "idle" and replication["lag_generations"] == 0
+
+            cluster.wait_for(f"the primary reports {node} idle at generation {generation}", reported, CHANGE_LIMIT_S,
+                             last_seen=lambda node=node: seen.get(node))
+
+        line = cluster.find_log(
+            PRIMARY, rf"Completed rebuilding current replication file list: generation={generation} "
+                     rf"files={len(expected)} bytes={total_bytes} ")
+        self.assertIsNotNone(line, cluster.explain(f"no rebuild of generation {generation} with {len(expected)} files",
+                                                   [PRIMARY]))
+        for node in SECONDARIES:
+            line = cluster.find_log(node, rf"Replication Signal from: {PRIMARY} generation={generation} "
+                                          rf"files={len(expected)}")
+            self.assertIsNotNone(line, cluster.explain(f"{node} logged no signal of generation {generation}", [node]))
+            line = cluster.find_log(node, rf"Replication Job Completed: generation={generation} "
+                                          rf"files={len(expected)} bytes={total_bytes} deleted=1 ")
+            self.assertIsNotNone(line, cluster.explain(f"{node} logged no completed job with every file and one "
+                                                       f"deletion", [node]))
+
+
+class PrimaryChangesTest(ReplicationTestCase):
+    def test_each_change_converges(self):
+        def prepare(cluster):
+            root = cluster.config_dir(PRIMARY)
+            write_file(root / "dovecot.conf", b"protocols = imap pop3\n")
+            write_file(root / "conf.d/10-auth.conf", b"auth_mechanisms = plain\n", 0o640)
+            write_file(root / "conf.d/10-mail.conf", b"mail_location = maildir:~/Maildir\n")
+            write_file(root / "rules/local.cf", b"score SPAM 5\n")
+            # A new file is an IN_CREATE and, later, an IN_CLOSE_WRITE. The
+            # debounce is raised from 20 ms so that a writer descheduled
+            # between the two on a loaded machine still makes one change.
+            cluster.set_option(PRIMARY, "replication", "debounce", "300ms")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        root = cluster.config_dir(PRIMARY)
+
+        def modify():
+            (root / "dovecot.conf").write_bytes(b"protocols = imap pop3 lmtp\n")
+
+        def add():
+            write_file(root / "conf.d/new folder/20-imap.conf", b"imap_idle_notify_interval = 2 mins\n", 0o600)
+
+        def delete():
+            (root / "conf.d/10-mail.conf").unlink()
+
+        def rename():
+            os.rename(root / "rules/local.cf", root / "rules/renamed local.cf")
+
+        def change_mode():
+            os.chmod(root / "conf.d/10-auth.conf", 0o600)
+
+        def grow():
+            (root / "rules/renamed local.cf").write_bytes(os.urandom(3 << 20))
+
+        steps = [("modify", modify), ("add", add), ("delete", delete), ("rename", rename),
+                 ("mode change", change_mode), ("grow to 3 MB", grow)]
+        for name, step in steps:
+            with self.subTest(change=name):
+                before = self.generation(cluster)
+                marks = {node: cluster.log_mark(node) for node in SECONDARIES}
+                changed_at = time.monotonic()
+                step()
+                primary = self.wait_for_convergence(cluster, since=changed_at)
+                context = cluster.explain(f"generation before the {name}: {before}; primary status now: {primary}")
+                self.assertEqual(primary["applied_generation"], before + 1, context)
+                for node in SECONDARIES:
+                    jobs = cluster.find_logs(node, r"Replication Job Completed: ", marks[node])
+                    self.assertEqual(len(jobs), 1, cluster.explain(f"{node} jobs after the {name}: {jobs}", [node]))
+                    self.assertIn(f"generation={before + 1} ", jobs[0], cluster.explain(f"{name}", [node]))
+
+        context = cluster.explain("trees after every change")
+        for node in SECONDARIES:
+            snapshot = tree_snapshot(cluster.config_dir(node))
+            self.assertNotIn("conf.d/10-mail.conf", snapshot, context)
+            self.assertNotIn("rules/local.cf", snapshot, context)
+            self.assertEqual(snapshot["conf.d/10-auth.conf"][1], 0o600, context)
+            self.assertEqual(snapshot["conf.d/new folder/20-imap.conf"][1], 0o600, context)
+            self.assertEqual((cluster.config_dir(node) / "dovecot.conf").read_bytes(),
+                             b"protocols = imap pop3 lmtp\n", context)
+
+    def test_file_becomes_folder(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "spam.cf", b"score A 1\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        root = cluster.config_dir(PRIMARY)
+        changed_at = time.monotonic()
+        (root / "spam.cf").unlink()
+        write_file(root / "spam.cf/10-local.cf", b"score A 2\n")
+        self.wait_for_convergence(cluster, since=changed_at)
+
+    # Known bug: a folder on the primary replaced by a file of the same name
+    # never reaches the secondaries. Each secondary fetches the file first
+    # and fails to rename it over the folder it still has ("Is a directory").
+    # That error ends the job before the deletion of the folder's files, so
+    # every retry (each 2 s) fails the same way.
+    @unittest.expectedFailure
+    def test_folder_becomes_file(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "spam.cf/10-local.cf", b"score A 1\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        root = cluster.config_dir(PRIMARY)
+        changed_at = time.monotonic()
+        shutil.rmtree(root / "spam.cf")
+        write_file(root / "spam.cf", b"score A 2\n")
+        self.wait_for_convergence(cluster, since=changed_at)
+
+    def test_renamed_folder_still_watched(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "old name/sub/rule.cf", b"score A 1\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        root = cluster.config_dir(PRIMARY)
+        renamed_at = time.monotonic()
+        os.rename(root / "old name", root / "new name")
+        self.wait_for_convergence(cluster, since=renamed_at)
+        # The primary's rescan runs every 60 s, so within the limit only the
+        # watch on the moved folder can find this change.
+        changed_at = time.monotonic()
+        (root / "new name/sub/rule.cf").write_bytes(b"score A 2\n")
+        write_file(root / "new name/sub/added.cf", b"score B 1\n")
+        self.wait_for_convergence(cluster, since=changed_at)
+
+    def test_delete_removes_empty_folders(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "a/b/c/only.conf", b"x\n")
+            write_file(cluster.config_dir(PRIMARY) / "a/keep.conf", b"y\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        deleted_at = time.monotonic()
+        shutil.rmtree(cluster.config_dir(PRIMARY) / "a/b")
+        self.wait_for_convergence(cluster, since=deleted_at)
+        for node in SECONDARIES:
+            folder = cluster.config_dir(node) / "a/b"
+            self.assertFalse(folder.exists(), cluster.explain(f"{folder} is left after its only file was deleted",
+                                                              [node]))
+
+
+class SecondaryEditsTest(ReplicationTestCase):
+    def test_local_edits_are_overwritten(self):
+        def prepare(cluster):
+            root = cluster.config_dir(PRIMARY)
+            write_file(root / "dovecot.conf", b"protocols = imap\n")
+            write_file(root / "conf.d/10-ssl.conf", b"ssl = required\n", 0o640)
+            write_file(root / "conf.d/90-quota.conf", b"quota = maildir\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        primary = self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        generation = primary["applied_generation"]
+        marks = {node: cluster.log_mark(node) for node in SECONDARIES}
+        edited_at = time.monotonic()
+        mx2 = cluster.config_dir("mx2")
+        mx3 = cluster.config_dir("mx3")
+        (mx2 / "dovecot.conf").write_bytes(b"protocols = none # rogue edit\n")
+        write_file(mx2 / "conf.d/99-rogue.conf", b"ssl = no\n")
+        (mx3 / "conf.d/90-quota.conf").unlink()
+        os.chmod(mx3 / "conf.d/10-ssl.conf", 0o666)
+
+        self.wait_for_convergence(cluster, since=edited_at)
+        warnings = [
+            ("mx2", r"Warning replication local change to 'dovecot\.conf' on this secondary is overwritten "
+                    r"with the primary's copy"),
+            ("mx2", r"Warning replication 'conf\.d/99-rogue\.conf' was added on this secondary and is removed"),
+            ("mx3", r"Warning replication 'conf\.d/90-quota\.conf' was deleted on this secondary and is restored"),
+        ]
+        for node, pattern in warnings:
+            cluster.wait_for_log(node, pattern, CHANGE_LIMIT_S, after=marks[node], since=edited_at)
+        self.assertEqual(self.generation(cluster), generation,
+                         cluster.explain("an edit on a secondary changed the primary's generation"))
+        self.assertFalse((mx2 / "conf.d/99-rogue.conf").exists(), cluster.explain("rogue file is left", ["mx2"]))
+        mode = os.stat(mx3 / "conf.d/10-ssl.conf").st_mode & 0o7777
+        self.assertEqual(mode, 0o640, cluster.explain(f"mode on mx3 is {mode:04o}", ["mx3"]))
+
+
+    def test_edit_while_primary_down(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        mark = cluster.log_mark("mx2")
+        cluster.kill(PRIMARY)
+        edited = cluster.config_dir("mx2") / "dovecot.conf"
+        edited.write_bytes(b"protocols = none # edited while the primary is down\n")
+        restarted_at = time.monotonic()
+        cluster.start(PRIMARY)
+        cluster.wait_until_joined(timeout_s=JOIN_LIMIT_S)
+        self.wait_for_convergence(cluster, since=restarted_at)
+        cluster.wait_for_log("mx2", r"local change to 'dovecot\.conf' on this secondary is overwritten", CHANGE_LIMIT_S,
+                             after=mark, since=restarted_at)
+
+
+class LeftoverTemporaryFilesTest(ReplicationTestCase):
+    # Known bug: a secondary killed in the middle of a transfer leaves its
+    # .mc-tmp.* files behind, and nothing ever removes them. The scan skips
+    # them, and the secondary does not look for them at startup. This test
+    # places such a file directly instead of killing a transfer.
+    @unittest.expectedFailure
+    def test_leftover_temporary_file_removed(self):
+        leftover = "conf.d/.mc-tmp.0123456789ab.10-auth.conf"
+
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "conf.d/10-auth.conf", b"auth_mechanisms = plain\n")
+            write_file(cluster.config_dir("mx2") / leftover, b"auth_mech")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        path = cluster.config_dir("mx2") / leftover
+        cluster.wait_for(f"{path} removed", lambda: not path.exists(), LEFTOVER_LIMIT_S, nodes=["mx2"])
+
+
+class ConfigCommandsTest(ReplicationTestCase):
+    def setUp(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n", 0o640)
+
+        self.cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(self.cluster, limit_s=SYNC_LIMIT_S)
+        self.content_file = self.cluster.root / "new-content.conf"
+        self.content_file.write_bytes(b"mail_plugins = quota\n")
+
+    def run_ctl(self, node, *args, stdin=None):
+        command = self.cluster.ctl_command(node, *args)
+        result = subprocess.run(command, input=stdin, capture_output=True, timeout=20)
+        return result, self.cluster.explain(
+            f"{' '.join(args)} on {node}: exit {result.returncode}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}",
+            [node])
+
+    def test_writes_rejected_on_secondary(self):
+        cluster = self.cluster
+        address = f"127.0.0.1:{cluster.cluster_port(PRIMARY)}"
+        generation = self.generation(cluster)
+        cases = [
+            ("put", ["config", "put", "conf.d/new.conf", "--from", str(self.content_file)], None),
+            ("put from stdin", ["config", "put", "conf.d/new.conf"], b"x = 1\n"),
+            ("put existing", ["config", "put", "dovecot.conf", "--from", str(self.content_file)], None),
+            ("delete", ["config", "delete", "dovecot.conf"], None),
+        ]
+        for name, args, stdin in cases:
+            with self.subTest(command=name):
+                result, context = self.run_ctl("mx2", *args, stdin=stdin)
+                stderr = result.stderr.decode(errors="replace")
+                self.assertEqual(result.returncode, 1, context)
+                self.assertIn("secondary", stderr, context)
+                self.assertIn("read-only", stderr, context)
+                self.assertIn(PRIMARY, stderr, context)
+                self.assertIn(address, stderr, context)
+        for node in cluster.node_names():
+            root = cluster.config_dir(node)
+            self.assertFalse((root / "conf.d/new.conf").exists(), cluster.explain(f"a rejected put wrote on {node}"))
+            self.assertEqual((root / "dovecot.conf").read_bytes(), b"protocols = imap\n",
+                             cluster.explain(f"a rejected command changed dovecot.conf on {node}"))
+        self.assertEqual(self.generation(cluster), generation, cluster.explain("rejected commands made a generation"))
+
+    def test_reads_work_on_secondary(self):
+        result, context = self.run_ctl("mx3", "config", "get", "dovecot.conf")
+        self.assertEqual(result.returncode, 0, context)
+        self.assertEqual(result.stdout, b"protocols = imap\n", context)
+        result, context = self.run_ctl("mx3", "config", "list")
+        self.assertEqual(result.returncode, 0, context)
+        self.assertIn(b" dovecot.conf\n", result.stdout, context)
+
+    def test_commands_on_primary_replicate(self):
+        cluster = self.cluster
+        generation = self.generation(cluster)
+
+        result, context = self.run_ctl(PRIMARY, "config", "put", "conf.d/new.conf", "--from", str(self.content_file))
+        self.assertEqual(result.returncode, 0, context)
+        result, context = self.run_ctl(PRIMARY, "config", "put", "dovecot.conf", stdin=b"protocols = imap lmtp\n")
+        self.assertEqual(result.returncode, 0, context)
+        primary = self.wait_for_convergence(cluster)
+        self.assertEqual(primary["applied_generation"], generation + 2,
+                         cluster.explain(f"generation after two config put (before: {generation})"))
+        for node in SECONDARIES:
+            root = cluster.config_dir(node)
+            context = cluster.explain(f"tree of {node} after config put", [node])
+            self.assertEqual((root / "conf.d/new.conf").read_bytes(), b"mail_plugins = quota\n", context)
+            self.assertEqual((root / "dovecot.conf").read_bytes(), b"protocols = imap lmtp\n", context)
+            # put keeps the mode of the file it replaces.
+            self.assertEqual(os.stat(root / "dovecot.conf").st_mode & 0o7777, 0o640, context)
+
+        result, context = self.run_ctl(PRIMARY, "config", "get", "conf.d/new.conf")
+        self.assertEqual(result.returncode, 0, context)
+        self.assertEqual(result.stdout, b"mail_plugins = quota\n", context)
+        result, context = self.run_ctl(PRIMARY, "config", "list")
+        self.assertEqual(result.returncode, 0, context)
+        listed = [line.split(b" ", 3)[-1] for line in result.stdout.splitlines()]
+        self.assertEqual(sorted(listed), [b"conf.d/new.conf", b"dovecot.conf"], context)
+
+        result, context = self.run_ctl(PRIMARY, "config", "delete", "conf.d/new.conf")
+        self.assertEqual(result.returncode, 0, context)
+        primary = self.wait_for_convergence(cluster)
+        self.assertEqual(primary["applied_generation"], generation + 3,
+                         cluster.explain(f"generation after config delete (before the puts: {generation})"))
+        for node in cluster.node_names():
+            path = cluster.config_dir(node) / "conf.d/new.conf"
+            self.assertFalse(path.exists(), cluster.explain(f"{path} is left after config delete", [node]))
+
+    def test_invalid_paths_rejected_on_primary(self):
+        cluster = self.cluster
+        generation = self.generation(cluster)
+        cases = [
+            ("Users/alice/INBOX/1.msg", "excluded"),
+            ("conf.d/editing.lock", "excluded"),
+            ("../outside.conf", "not allowed"),
+            ("/etc/passwd", "not allowed"),
+            ("a//b.conf", "not allowed"),
+        ]
+        for path, message in cases:
+            with self.subTest(path=path):
+                result, context = self.run_ctl(PRIMARY, "config", "put", path, "--from", str(self.content_file))
+                self.assertEqual(result.returncode, 1, context)
+                self.assertIn(message, result.stderr.decode(errors="replace"), context)
+        self.assertFalse((cluster.config_dir(PRIMARY).parent / "outside.conf").exists(),
+                         cluster.explain("config put wrote outside the configuration directory"))
+        result, context = self.run_ctl(PRIMARY, "config", "delete", "missing.conf")
+        self.assertEqual(result.returncode, 1, context)
+        self.assertEqual(self.generation(cluster), generation, cluster.explain("rejected commands made a generation"))
+
+
+class PrimaryRestartTest(ReplicationTestCase):
+    def test_restart_keeps_generation(self):
+        def prepare(cluster):
+            write_generated_tree(cluster.config_dir(PRIMARY), seed=8)
+
+        cluster = self.start_cluster(prepare=prepare)
+        primary = self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        generation = primary["applied_generation"]
+        marks = {node: cluster.log_mark(node) for node in cluster.node_names()}
+
+        cluster.kill(PRIMARY)
+        restarted_at = time.monotonic()
+        cluster.start(PRIMARY)
+        cluster.wait_until_joined(timeout_s=JOIN_LIMIT_S)
+        cluster.wait_for_log(PRIMARY, rf"Completed rebuilding current replication file list: "
+                                      rf"generation={generation} .*unchanged-since-restart=true",
+                             CHANGE_LIMIT_S, after=marks[PRIMARY], since=restarted_at)
+        for node in SECONDARIES:
+            cluster.wait_for_log(node, rf"Replication Signal from: {PRIMARY} generation={generation} ",
+                                 CHANGE_LIMIT_S, after=marks[node], since=restarted_at)
+        cluster.wait_for_generation(SECONDARIES, generation, CHANGE_LIMIT_S, since=restarted_at)
+        self.assertEqual(self.generation(cluster), generation, cluster.explain("generation after an idle restart"))
+        for node in SECONDARIES:
+            jobs = cluster.find_logs(node, r"Replication Job Completed: ", marks[node])
+            self.assertEqual(jobs, [], cluster.explain(f"{node} ran a job after a restart without changes", [node]))
+
+        cluster.kill(PRIMARY)
+        (cluster.config_dir(PRIMARY) / "names/plain.conf").write_bytes(b"changed while the primary was down\n")
+        restarted_at = time.monotonic()
+        cluster.start(PRIMARY)
+        cluster.wait_until_joined(timeout_s=JOIN_LIMIT_S)
+        primary = self.wait_for_convergence(cluster, since=restarted_at)
+        self.assertEqual(primary["applied_generation"], generation + 1,
+                         cluster.explain(f"generation after one change while the primary was down (before: {generation})"))
+        for node in SECONDARIES:
+            content = (cluster.config_dir(node) / "names/plain.conf").read_bytes()
+            self.assertEqual(content, b"changed while the primary was down\n", cluster.explain(f"content on {node}"))
+
+
+class UnreadableFileTest(ReplicationTestCase):
+    def test_unreadable_file_is_skipped(self):
+        # Root reads any file whatever its mode. A bind mount of
+        # /proc/<pid>/mem is a regular file whose read at offset 0 fails with
+        # EIO for root too, because address 0 is never mapped.
+        unreadable = "conf.d/unreadable.conf"
+
+        def prepare(cluster):
+            root = cluster.config_dir(PRIMARY)
+            write_generated_tree(root / "generated", seed=9)
+            write_file(root / "conf.d/readable.conf", b"readable = yes\n")
+            write_file(root / unreadable, b"")
+            os.mkfifo(root / "conf.d/a-fifo")
+            self.expected = self.primary_tree(cluster)
+            del self.expected[unreadable]
+            target = root / unreadable
+            result = subprocess.run(["mount", "--bind", f"/proc/{os.getpid()}/mem", str(target)],
+                                    capture_output=True, text=True, timeout=30)
+            if result.returncode != 0:
+                self.skipTest(f"cannot make a file unreadable for root: mount --bind failed: {result.stderr.strip()}")
+            self.addCleanup(self.unmount, cluster, target)
+            try:
+                target.read_bytes()
+            except OSError:
+                pass
+            else:
+                self.skipTest(f"reading {target} (a bind mount of /proc/<pid>/mem) succeeded; "
+                              f"no way found to make a file unreadable for root")
+
+        cluster = self.start_cluster(prepare=prepare)
+        for node in SECONDARIES:
+            cluster.wait_for_tree(node, self.expected, SYNC_LIMIT_S, ignore=is_excluded_by_default)
+        primary = cluster.wait_for_admin(PRIMARY, CHANGE_LIMIT_S)["replication"]
+        self.assertEqual(primary["files"], len(self.expected), cluster.explain(f"primary status: {primary}"))
+        cluster.wait_for_generation(SECONDARIES, primary["applied_generation"], CHANGE_LIMIT_S)
+        cluster.wait_for_log(PRIMARY, rf"skipped while building the replication file list: cannot read "
+                                      rf"'{unreadable}': Input/output error", CHANGE_LIMIT_S)
+
+    def unmount(self, cluster, target):
+        cluster.stop_all()
+        result = subprocess.run(["umount", str(target)], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", str(target)], capture_output=True, text=True, timeout=30)
+
+
+class AddedNodeTest(ReplicationTestCase):
+    def test_added_node_gets_full_tree(self):
+        def prepare(cluster):
+            write_generated_tree(cluster.config_dir(PRIMARY), seed=10)
+
+        cluster = self.start_cluster(prepare=prepare)
+        primary = self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        result = harness.run_command(
+            [harness.binary("mailclusterctl"), "add-local-node", str(cluster.root), "mx4"], timeout_s=30)
+        self.assertEqual(result.returncode, 0, cluster.explain(f"add-local-node: {result.stdout}{result.stderr}"))
+        result = cluster.ctl(PRIMARY, "add-server", "mx4")
+        self.assertEqual(result.returncode, 0, cluster.explain(f"add-server mx4: {result.stdout}{result.stderr}"))
+        started_at = time.monotonic()
+        cluster.start("mx4")
+        cluster.wait_for_peer(PRIMARY, "mx4", "online", JOIN_LIMIT_S, since=started_at)
+        cluster.wait_for_log(PRIMARY, r"Secondary cluster node added: Cluster Service on mx4 will now restart",
+                             CHANGE_LIMIT_S, since=started_at)
+        self.wait_for_convergence(cluster, nodes=["mx4"], limit_s=SYNC_LIMIT_S, since=started_at)
+        line = cluster.find_log("mx4", rf"Replication Job Completed: generation={primary['applied_generation']} "
+                                       rf"files={primary['files']} ")
+        self.assertIsNotNone(line, cluster.explain("mx4 logged no job with every file", ["mx4"]))
+
+
+if __name__ == "__main__":
+    harness.main()

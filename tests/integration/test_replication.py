@@ -22,6 +22,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 JOIN_LIMIT_S = 30.0
 SYNC_LIMIT_S = 60.0
 CHANGE_LIMIT_S = 30.0
+# Changes that the inotify watcher sees replicate within a second; the
+# periodic rescan that would find the rest runs only every 60 s.
+WATCH_LIMIT_S = 10.0
 # A secondary that cleans up leftover temporary files does it at startup,
 # before its first job, so convergence plus this is plenty.
 LEFTOVER_LIMIT_S = 5.0
@@ -332,7 +335,7 @@ class PrimaryChangesTest(ReplicationTestCase):
         changed_at = time.monotonic()
         shutil.rmtree(root / "spam.cf")
         write_file(root / "spam.cf", b"score A 2\n")
-        self.wait_for_convergence(cluster, since=changed_at)
+        self.wait_for_convergence(cluster, limit_s=WATCH_LIMIT_S, since=changed_at)
 
     def test_renamed_folder_still_watched(self):
         def prepare(cluster):
@@ -350,6 +353,30 @@ class PrimaryChangesTest(ReplicationTestCase):
         (root / "new name/sub/rule.cf").write_bytes(b"score A 2\n")
         write_file(root / "new name/sub/added.cf", b"score B 1\n")
         self.wait_for_convergence(cluster, since=changed_at)
+
+    # Known bug: after the configuration directory itself is replaced (the
+    # old one renamed away, a restored copy renamed into its place), the
+    # primary's watcher still watches the old folder. Later edits in the new
+    # one wait for the periodic rescan (default 60 s) and no warning says so.
+    @unittest.expectedFailure
+    def test_replaced_directory_still_watched(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        root = cluster.config_dir(PRIMARY)
+        restored = cluster.root / "restored-config"
+        write_file(restored / "dovecot.conf", b"protocols = imap pop3\n")
+        replaced_at = time.monotonic()
+        os.rename(root, cluster.root / "config.old")
+        os.rename(restored, root)
+        self.wait_for_convergence(cluster, since=replaced_at)
+        # Well inside the first rescan, 60 s after the start: only the
+        # watcher can find this change in time.
+        edited_at = time.monotonic()
+        (root / "dovecot.conf").write_bytes(b"protocols = imap pop3 lmtp\n")
+        self.wait_for_convergence(cluster, limit_s=WATCH_LIMIT_S, since=edited_at)
 
     def test_delete_removes_empty_folders(self):
         def prepare(cluster):
@@ -586,6 +613,43 @@ class PrimaryRestartTest(ReplicationTestCase):
         for node in SECONDARIES:
             content = (cluster.config_dir(node) / "names/plain.conf").read_bytes()
             self.assertEqual(content, b"changed while the primary was down\n", cluster.explain(f"content on {node}"))
+
+
+class SecondaryRestartTest(ReplicationTestCase):
+    def test_restart_fetches_only_changes(self):
+        def prepare(cluster):
+            write_generated_tree(cluster.config_dir(PRIMARY), seed=12)
+
+        cluster = self.start_cluster(prepare=prepare)
+        primary = self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        generation = primary["applied_generation"]
+        marks = {node: cluster.log_mark(node) for node in SECONDARIES}
+
+        # mx3 restarts with nothing changed: it has applied everything.
+        cluster.kill("mx3")
+        restarted_at = time.monotonic()
+        cluster.start("mx3")
+        cluster.wait_for_log("mx3", rf"Replication Signal from: {PRIMARY} generation={generation} ", JOIN_LIMIT_S,
+                             after=marks["mx3"], since=restarted_at)
+        cluster.wait_for_generation(["mx3"], generation, CHANGE_LIMIT_S, since=restarted_at)
+        jobs = cluster.find_logs("mx3", r"Replication Job Completed: ", marks["mx3"])
+        self.assertEqual(jobs, [], cluster.explain("mx3 ran a job after a restart without changes", ["mx3"]))
+
+        # mx2 misses one change, one new file and one deletion while it is down.
+        cluster.kill("mx2")
+        root = cluster.config_dir(PRIMARY)
+        (root / "names/plain.conf").write_bytes(b"changed while mx2 was down\n")
+        write_file(root / "added while mx2 was down.conf", b"new\n")
+        (root / "binary/blob-65536.bin").unlink()
+        self.wait_for_convergence(cluster, nodes=["mx3"])
+        restarted_at = time.monotonic()
+        cluster.start("mx2")
+        self.wait_for_convergence(cluster, since=restarted_at)
+        jobs = cluster.find_logs("mx2", r"Replication Job Completed: ", marks["mx2"])
+        context = cluster.explain(f"jobs of mx2 after its restart: {jobs}", ["mx2"])
+        self.assertEqual(len(jobs), 1, context)
+        self.assertIn(" files=2 ", jobs[0], context)
+        self.assertIn(" deleted=1 ", jobs[0], context)
 
 
 class UnreadableFileTest(ReplicationTestCase):

@@ -22,8 +22,9 @@ REPOSITORY = Path(__file__).resolve().parents[2]
 JOIN_LIMIT_S = 30.0
 SYNC_LIMIT_S = 60.0
 CHANGE_LIMIT_S = 30.0
-# Changes that the inotify watcher sees replicate within a second; the
-# periodic rescan that would find the rest runs only every 60 s.
+# Changes found by the inotify watcher replicated within 1 s on the 2-core
+# VM above, and the periodic rescan, which finds any other change, runs only
+# every 60 s.
 WATCH_LIMIT_S = 10.0
 # A secondary that cleans up leftover temporary files does it at startup,
 # before its first job, so convergence plus this is plenty.
@@ -167,7 +168,7 @@ class InitialSyncTest(ReplicationTestCase):
     def test_real_and_generated_trees(self):
         cache = fetch_real_trees(self)
         leftovers = {"mx2": "stale/only-on-mx2.conf", "mx3": "stale.conf"}
-        local_excluded = {node: f"Users/{node}-local/INBOX/1.msg" for node in SECONDARIES}
+        local_excluded = {"mx2": "Users/mx2-local/INBOX/1.msg", "mx3": "dovecot/conf.d/local-edit.lock"}
 
         def prepare(cluster):
             primary_dir = cluster.config_dir(PRIMARY)
@@ -281,9 +282,16 @@ class PrimaryChangesTest(ReplicationTestCase):
         def grow():
             (root / "rules/renamed local.cf").write_bytes(os.urandom(3 << 20))
 
-        steps = [("modify", modify), ("add", add), ("delete", delete), ("rename", rename),
-                 ("mode change", change_mode), ("grow to 3 MB", grow)]
-        for name, step in steps:
+        # Each step with the counts that the secondaries' job line reports.
+        steps = [
+            ("modify", modify, "files=1 bytes=27 deleted=0 modes=0"),
+            ("add", add, "files=1 bytes=35 deleted=0 modes=0"),
+            ("delete", delete, "files=0 bytes=0 deleted=1 modes=0"),
+            ("rename", rename, "files=1 bytes=13 deleted=1 modes=0"),
+            ("mode change", change_mode, "files=0 bytes=0 deleted=0 modes=1"),
+            ("grow to 3 MB", grow, f"files=1 bytes={3 << 20} deleted=0 modes=0"),
+        ]
+        for name, step, counts in steps:
             with self.subTest(change=name):
                 before = self.generation(cluster)
                 marks = {node: cluster.log_mark(node) for node in SECONDARIES}
@@ -295,7 +303,8 @@ class PrimaryChangesTest(ReplicationTestCase):
                 for node in SECONDARIES:
                     jobs = cluster.find_logs(node, r"Replication Job Completed: ", marks[node])
                     self.assertEqual(len(jobs), 1, cluster.explain(f"{node} jobs after the {name}: {jobs}", [node]))
-                    self.assertIn(f"generation={before + 1} ", jobs[0], cluster.explain(f"{name}", [node]))
+                    self.assertIn(f"generation={before + 1} {counts} ", jobs[0],
+                                  cluster.explain(f"{node} job after the {name}: {jobs[0]}", [node]))
 
         context = cluster.explain("trees after every change")
         for node in SECONDARIES:
@@ -446,6 +455,41 @@ class SecondaryEditsTest(ReplicationTestCase):
         self.wait_for_convergence(cluster, since=restarted_at)
         cluster.wait_for_log("mx2", r"local change to 'dovecot\.conf' on this secondary is overwritten", CHANGE_LIMIT_S,
                              after=mark, since=restarted_at)
+
+
+class OwnFilesTest(ReplicationTestCase):
+    # Known bug: replication excludes the node's state folder and log folder,
+    # but not its role config, TLS certificate and key, or log file. With a
+    # config-dir that contains them, as the node folder of
+    # init-local-cluster does, each secondary gets the primary's node.ini
+    # and private key, and runs as the primary after its next restart.
+    @unittest.expectedFailure
+    def test_own_files_in_config_dir_kept(self):
+        cluster = self.make_cluster(nodes=2)
+        for node in cluster.node_names():
+            cluster.set_option(node, "replication", "config-dir", f'"{cluster.node_dir(node)}"')
+        own_files = ["node.ini", "tls/node.key", "tls/node.pem"]
+        originals = {path: harness.file_sha256(cluster.node_dir("mx2") / path) for path in own_files}
+        # mailclusterctl reads the node.ini it is given, so a copy reaches mx2
+        # even if its node.ini is overwritten.
+        saved_config = cluster.root / "mx2-node.ini"
+        shutil.copyfile(cluster.config("mx2"), saved_config)
+        cluster.start_all()
+
+        def settled():
+            if not cluster.is_running(PRIMARY) or not cluster.is_running("mx2"):
+                return "a node exited"
+            primary = cluster.replication(PRIMARY)
+            status = cluster.try_status("mx2", config=saved_config)
+            secondary = status.get("replication") if status else None
+            if not primary or not secondary or secondary["state"] != "idle":
+                return None
+            return secondary["applied_generation"] == primary["applied_generation"]
+
+        cluster.wait_for("mx2 applied the primary's generation, or a node exited", settled, SYNC_LIMIT_S)
+        for path in own_files:
+            digest = harness.file_sha256(cluster.node_dir("mx2") / path)
+            self.assertEqual(digest, originals[path], cluster.explain(f"mx2's {path} was overwritten"))
 
 
 class LeftoverTemporaryFilesTest(ReplicationTestCase):

@@ -8,6 +8,7 @@
 
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
+#include "messages/mail_change.hpp"
 #include "runtime/actor_guard.hpp"
 #include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
@@ -84,6 +85,16 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
           },
           [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
       return promise;
+    },
+    // `mail-change watch`: the relay sends each change straight to the
+    // requesting mailclusterctl, which delegation keeps as the sender.
+    [=](mail_watch_request& request) -> caf::result<caf::message> {
+      auto target = service(self, relay_key);
+      if (!target)
+        return caf::make_error(caf::sec::runtime_error,
+                               "the mail change relay is restarting; try again in a second");
+      logger()->info("mail change watch requested -> passing it to the mail change relay actor");
+      return self->delegate(target, std::move(request));
     },
     [=](admin_command& command) -> caf::result<caf::message> {
       std::string args;

@@ -4,6 +4,7 @@
 
 #include "messages/admin.hpp"
 #include "messages/events.hpp"
+#include "messages/mail_change.hpp"
 #include "messages/membership.hpp"
 #include "messages/register.hpp"
 #include "messages/replication.hpp"
@@ -103,6 +104,14 @@ void register_message_types(caf::actor_system_config& config) {
   config.add_message_type<fetch_reply>("mc.fetch_reply");
   config.add_message_type<replication_status>("mc.replication_status");
   config.add_message_type<replication_report>("mc.replication_report");
+  config.add_message_type<mail_change>("mc.mail_change");
+  config.add_message_type<std::vector<mail_change>>("mc.mail_change_list");
+  config.add_message_type<mail_change_msg>("mc.mail_change_msg");
+  config.add_message_type<mail_relay_ready_msg>("mc.mail_relay_ready_msg");
+  config.add_message_type<mail_change_forward_request>("mc.mail_change_forward_request");
+  config.add_message_type<mail_change_forward_response>("mc.mail_change_forward_response");
+  config.add_message_type<mail_watch_request>("mc.mail_watch_request");
+  config.add_message_type<mail_watch_response>("mc.mail_watch_response");
 }
 
 } // namespace mc

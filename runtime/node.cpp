@@ -19,8 +19,10 @@
 
 #include "actors/admin_endpoint.hpp"
 #include "actors/primary_membership.hpp"
+#include "actors/primary_relay.hpp"
 #include "actors/primary_replication.hpp"
 #include "actors/secondary_membership.hpp"
+#include "actors/secondary_relay.hpp"
 #include "actors/secondary_replication.hpp"
 #include "messages/atoms.hpp"
 #include "messages/register.hpp"
@@ -182,6 +184,18 @@ std::vector<child_spec> node_children(node_context_ptr context) {
                                               caf::actor_cast<caf::strong_actor_ptr>(replication));
                         return replication;
                       }});
+  // The mail change relay writes its queue with fsync on every publish, so
+  // it also runs on a thread of its own.
+  children.push_back({"relay", [context](caf::actor_system& system) {
+                        caf::actor relay;
+                        if (context->config.role == node_role::primary)
+                          relay = system.spawn<caf::detached>(primary_relay, context);
+                        else
+                          relay = system.spawn<caf::detached>(secondary_relay, context);
+                        system.registry().put(relay_key,
+                                              caf::actor_cast<caf::strong_actor_ptr>(relay));
+                        return relay;
+                      }});
   children.push_back({"admin", [context](caf::actor_system& system) {
                         return system.spawn(admin_endpoint, context);
                       }});
@@ -317,6 +331,7 @@ int run_node(int argc, char** argv) {
     signal_waiter.join();
     system.registry().erase(membership_key);
     system.registry().erase(replication_key);
+    system.registry().erase(relay_key);
   }
   log::shutdown();
   return result;

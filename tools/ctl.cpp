@@ -46,6 +46,8 @@ constexpr const char* usage =
   "       mailclusterctl --config-file=PATH mail-change publish --mailbox ADDR --folder NAME\n"
   "                                         --event KIND [--detail TEXT]\n"
   "       mailclusterctl --config-file=PATH mail-change watch [--json]\n"
+  "         (KIND: append, copy, move, flags, delete, expunge, folder-create,\n"
+  "          folder-delete, folder-rename)\n"
   "\n"
   "--config-file names the role config of the node to talk to; mailclusterctl\n"
   "connects to its admin endpoint (admin.listen) with the node's TLS files.\n"
@@ -313,8 +315,8 @@ int talk_to_node(const ctl_args& args) {
     if (auto error = make_config_command(command); !error.empty())
       return fail_usage(error);
   } else if (verb == "mail-change") {
-    if (command.args.empty() || (command.args[0] != "publish" && command.args[0] != "watch"))
-      return fail_usage("mail-change needs 'publish' or 'watch'");
+    if (auto error = check_mail_change_command(command.args); !error.empty())
+      return fail_usage(error);
   } else if (verb != "status" && verb != "add-server" && verb != "remove-server") {
     return fail_usage("unknown command '" + verb + "'");
   }

@@ -1,0 +1,40 @@
+// Mail change relay of the primary. It takes each change a secondary's
+// relay sends (mail_change_forward_request), drops the ones it has seen
+// (by origin, epoch and sequence, kept in <state-dir>/mail-changes.seen),
+// forwards the rest to the relay of every other online secondary and to
+// the local watchers, and acknowledges the batch. Changes published on the
+// primary itself go to every secondary. It learns the secondaries' relays
+// from the membership actor (service_peer) and announces itself to each
+// with mail_relay_ready_msg. The supervisor spawns it detached, because it
+// writes its files with fsync.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "caf/behavior.hpp"
+#include "caf/stateful_actor.hpp"
+
+#include "actors/mail_relay.hpp"
+#include "runtime/node_context.hpp"
+
+namespace mc {
+
+struct primary_relay_state {
+  node_context_ptr context;
+  /// Holds only the epoch and the next sequence number of the primary's
+  /// own changes: they are sent at once and never queued.
+  std::unique_ptr<mail_change_outbox> outbox;
+  std::unique_ptr<mail_change_dedup> seen;
+  mail_watchers watchers;
+  /// Relay of each online secondary that said hello, by node name.
+  std::map<std::string, caf::actor> peers;
+  static inline const char* name = "primary_relay";
+};
+
+caf::behavior primary_relay(caf::stateful_actor<primary_relay_state>* self,
+                            node_context_ptr context);
+
+} // namespace mc

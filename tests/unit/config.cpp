@@ -358,7 +358,9 @@ CAF_TEST(unknown section) {
   CAF_CHECK(!result.config);
   CHECK_CONTAINS(result.error, at(text, line));
   CHECK_CONTAINS(result.error, "unknown section '[clutser]'");
-  CHECK_CONTAINS(result.error, "(known sections: cluster, admin, storage, replication, mail-changes, log, openssl)");
+  CHECK_CONTAINS(
+    result.error,
+    "(known sections: cluster, admin, storage, replication, mail-changes, log, openssl)");
   CHECK_CONTAINS(result.error, "did you mean 'cluster'?");
 }
 
@@ -716,6 +718,213 @@ CAF_TEST(state dir that is a file) {
   CHECK_CONTAINS(result.error, at(full_primary, "state-dir = \"state/\"") +
                                  "option 'storage.state-dir' has invalid value 'state/'");
   CHECK_CONTAINS(result.error, "must be a directory");
+}
+
+// -- replication --------------------------------------------------------------
+
+// Returns `text` with `lines` (each with its newline) added as a new
+// `section` in front of [log].
+std::string with_section(const std::string& text, const std::string& section,
+                         const std::string& lines) {
+  return replace_line(text, "[log]", "[" + section + "]\n" + lines + "\n[log]");
+}
+
+std::string with_replication(const std::string& text, const std::string& lines) {
+  return with_section(text, "replication", lines);
+}
+
+// One option line added to full_primary in its own section, and the text
+// the error must show.
+struct bad_section_value {
+  std::string section;
+  std::string line;
+  std::string option;
+  std::string value;
+  std::string rule;
+};
+
+CAF_TEST(replication defaults) {
+  auto result = load(full_primary);
+  CAF_CHECK_EQUAL(result.error, "");
+  CAF_REQUIRE(result.config);
+  const auto& config = *result.config;
+  CAF_CHECK_EQUAL(config.config_dir, (dir / "state/config").string());
+  CAF_CHECK(config.exclude.empty());
+  CAF_CHECK(config.exclude_suffix.empty());
+  CAF_CHECK(config.rescan_interval == 60s);
+  CAF_CHECK(config.debounce == 20ms);
+  CAF_CHECK_EQUAL(config.mail_queue_limit, 10000u);
+  auto secondary = load(minimal_secondary);
+  CAF_REQUIRE(secondary.config);
+  CAF_CHECK_EQUAL(secondary.config->config_dir, "/var/lib/mailcluster-test/config");
+}
+
+CAF_TEST(replication options are read) {
+  auto text = with_replication(full_primary, "config-dir = \"mail conf/\"\n"
+                                             "exclude = Spam Filters , Old Rules,Archive 2\n"
+                                             "exclude-suffix = \".bak, .orig ,~\"\n"
+                                             "rescan-interval = 5min\n"
+                                             "debounce = 0ms\n");
+  text = with_section(text, "mail-changes", "queue-limit = 500\n");
+  auto result = load(text);
+  CAF_CHECK_EQUAL(result.error, "");
+  CAF_REQUIRE(result.config);
+  const auto& config = *result.config;
+  CAF_CHECK_EQUAL(config.config_dir, (dir / "mail conf").string());
+  CAF_CHECK_EQUAL(config.exclude,
+                  std::vector<std::string>({"Spam Filters", "Old Rules", "Archive 2"}));
+  CAF_CHECK_EQUAL(config.exclude_suffix, std::vector<std::string>({".bak", ".orig", "~"}));
+  CAF_CHECK(config.rescan_interval == 300s);
+  CAF_CHECK(config.debounce == 0ms);
+  CAF_CHECK_EQUAL(config.mail_queue_limit, 500u);
+}
+
+CAF_TEST(config dir resolves against config file) {
+  fs::create_directory(dir / "etc");
+  auto file = dir / "etc" / "node.ini";
+  auto text = replace_line(minimal_secondary, "[storage]",
+                           "[replication]\nconfig-dir = ../mail/conf\n\n[storage]");
+  text = replace_line(text, "certificate = \"tls/node.pem\"", "certificate = ../tls/node.pem");
+  text = replace_line(text, "key = \"tls/node.key\"", "key = ../tls/node.key");
+  text = replace_line(text, "cafile = \"tls/ca.pem\"", "cafile = ../tls/ca.pem");
+  write_file(file, text);
+  auto result = mc::load_node_config(file.string());
+  CAF_CHECK_EQUAL(result.error, "");
+  CAF_REQUIRE(result.config);
+  CAF_CHECK_EQUAL(result.config->config_dir, (dir / "mail/conf").string());
+}
+
+CAF_TEST(absolute config dir is kept) {
+  auto text = with_replication(full_primary, "config-dir = /etc/mail server/conf\n");
+  auto result = load(text);
+  CAF_CHECK_EQUAL(result.error, "");
+  CAF_REQUIRE(result.config);
+  CAF_CHECK_EQUAL(result.config->config_dir, "/etc/mail server/conf");
+}
+
+CAF_TEST(config dir that is a file) {
+  write_file(dir / "conf", "not a directory");
+  auto line = std::string{"config-dir = conf"};
+  auto text = with_replication(full_primary, line + "\n");
+  auto result = load(text);
+  CAF_CHECK(!result.config);
+  CHECK_CONTAINS(result.error,
+                 at(text, line) + "option 'replication.config-dir' has invalid value 'conf': ");
+  CHECK_CONTAINS(result.error,
+                 "must be a directory, but " + (dir / "conf").string() + " is a file");
+}
+
+CAF_TEST(config dir equal to state dir) {
+  // full_primary sets state-dir = "state/", relative to the config file.
+  for (auto value : {std::string{"state"}, std::string{"state/"}, std::string{"./state"},
+                     std::string{"x/../state/"}, (dir / "state").string()}) {
+    CAF_MESSAGE("config-dir = " << value);
+    auto line = "config-dir = \"" + value + "\"";
+    auto text = with_replication(full_primary, line + "\n");
+    auto result = load(text);
+    CAF_CHECK(!result.config);
+    CHECK_CONTAINS(result.error, at(text, line) +
+                                   "option 'replication.config-dir' has invalid "
+                                   "value '" +
+                                   value + "': must differ from storage.state-dir");
+  }
+}
+
+CAF_TEST(invalid exclusion lists) {
+  std::vector<bad_section_value> cases = {
+    {"replication", "exclude = \"a,,b\"", "replication.exclude", "a,,b", "has an empty name"},
+    {"replication", "exclude = \"a, ,b\"", "replication.exclude", "a, ,b", "has an empty name"},
+    {"replication", "exclude = \"a,\"", "replication.exclude", "a,", "has an empty name"},
+    {"replication", "exclude = \",a\"", "replication.exclude", ",a", "has an empty name"},
+    {"replication", "exclude = \"\"", "replication.exclude", "", "has an empty name"},
+    {"replication", "exclude = a/b", "replication.exclude", "a/b",
+     "lists 'a/b', but only names of top-level"},
+    {"replication", "exclude = \"Users, Spam/Old\"", "replication.exclude", "Users, Spam/Old",
+     "lists 'Spam/Old'"},
+    {"replication", "exclude = ..", "replication.exclude", "..", "lists '..'"},
+    {"replication", "exclude-suffix = \".bak,,.orig\"", "replication.exclude-suffix", ".bak,,.orig",
+     "has an empty name"},
+  };
+  for (const auto& bad : cases) {
+    CAF_MESSAGE(bad.line);
+    auto text = with_section(full_primary, bad.section, bad.line + "\n");
+    auto result = load(text);
+    CAF_CHECK(!result.config);
+    CHECK_CONTAINS(result.error, at(text, bad.line) + "option '" + bad.option +
+                                   "' has invalid value '" + bad.value + "': " + bad.rule);
+  }
+}
+
+CAF_TEST(replication values out of range) {
+  const std::string rescan_rule = "must be a duration between 1s and 86400s";
+  const std::string debounce_rule = "must be a duration between 0ms and 5s";
+  const std::string limit_rule = "must be an integer between 1 and 10000000";
+  std::vector<bad_section_value> cases = {
+    {"replication", "rescan-interval = 999ms", "replication.rescan-interval", "999ms", rescan_rule},
+    {"replication", "rescan-interval = 0s", "replication.rescan-interval", "0s", rescan_rule},
+    {"replication", "rescan-interval = 86401s", "replication.rescan-interval", "86401s",
+     rescan_rule},
+    {"replication", "rescan-interval = 1441min", "replication.rescan-interval", "1441min",
+     rescan_rule},
+    {"replication", "rescan-interval = 1h", "replication.rescan-interval", "1h",
+     rescan_rule + "; write an integer followed by ms, s or min"},
+    {"replication", "rescan-interval = \"60s\"", "replication.rescan-interval", "60s",
+     rescan_rule + "; remove the quotes"},
+    {"replication", "debounce = 5001ms", "replication.debounce", "5001ms", debounce_rule},
+    {"replication", "debounce = 1min", "replication.debounce", "1min", debounce_rule},
+    {"replication", "debounce = 20", "replication.debounce", "20",
+     debounce_rule + "; write an integer followed by ms, s or min"},
+    {"mail-changes", "queue-limit = 0", "mail-changes.queue-limit", "0", limit_rule},
+    {"mail-changes", "queue-limit = 10000001", "mail-changes.queue-limit", "10000001", limit_rule},
+    {"mail-changes", "queue-limit = -1", "mail-changes.queue-limit", "-1", limit_rule},
+    {"mail-changes", "queue-limit = 10k", "mail-changes.queue-limit", "10k",
+     limit_rule + "; write digits only"},
+  };
+  for (const auto& bad : cases) {
+    CAF_MESSAGE(bad.line);
+    auto text = with_section(full_primary, bad.section, bad.line + "\n");
+    auto result = load(text);
+    CAF_CHECK(!result.config);
+    CHECK_CONTAINS(result.error, at(text, bad.line) + "option '" + bad.option +
+                                   "' has invalid value '" + bad.value + "': " + bad.rule);
+  }
+}
+
+CAF_TEST(replication range limits are accepted) {
+  struct limit {
+    std::string lines;
+    mc::duration rescan_interval;
+    mc::duration debounce;
+  };
+  std::vector<limit> cases = {
+    {"rescan-interval = 1s\ndebounce = 0ms\n", 1s, 0ms},
+    {"rescan-interval = 1440min\ndebounce = 5s\n", 24h, 5s},
+    {"rescan-interval = 86400s\ndebounce = 5000ms\n", 24h, 5s},
+  };
+  for (const auto& item : cases) {
+    CAF_MESSAGE(item.lines);
+    auto result = load(with_replication(full_primary, item.lines));
+    CAF_CHECK_EQUAL(result.error, "");
+    CAF_REQUIRE(result.config);
+    CAF_CHECK(result.config->rescan_interval == item.rescan_interval);
+    CAF_CHECK(result.config->debounce == item.debounce);
+  }
+  for (auto limit : {uint64_t{1}, uint64_t{10000000}}) {
+    auto result = load(
+      with_section(full_primary, "mail-changes", "queue-limit = " + std::to_string(limit) + "\n"));
+    CAF_CHECK_EQUAL(result.error, "");
+    CAF_REQUIRE(result.config);
+    CAF_CHECK_EQUAL(result.config->mail_queue_limit, limit);
+  }
+}
+
+CAF_TEST(unknown replication option is suggested) {
+  auto line = std::string{"exclude-suffixes = .bak"};
+  auto text = with_replication(full_primary, line + "\n");
+  auto result = load(text);
+  CAF_CHECK(!result.config);
+  CHECK_CONTAINS(result.error, at(text, line) + "unknown option 'replication.exclude-suffixes'");
+  CHECK_CONTAINS(result.error, "did you mean 'exclude-suffix'?");
 }
 
 // -- TLS files ----------------------------------------------------------------

@@ -492,6 +492,41 @@ class OwnFilesTest(ReplicationTestCase):
             self.assertEqual(digest, originals[path], cluster.explain(f"mx2's {path} was overwritten"))
 
 
+class SymlinkedFolderTest(ReplicationTestCase):
+    """A folder on a secondary replaced by a symbolic link to a folder outside
+    the configuration directory."""
+
+    def replace_with_symlink(self) -> tuple[harness.Cluster, Path, float]:
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "conf.d/10-auth.conf", b"auth_mechanisms = plain\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        outside = cluster.root / "outside"
+        outside.mkdir()
+        folder = cluster.config_dir("mx2") / "conf.d"
+        replaced_at = time.monotonic()
+        shutil.rmtree(folder)
+        os.symlink(outside, folder)
+        return cluster, outside, replaced_at
+
+    def test_symlink_not_followed(self):
+        cluster, outside, replaced_at = self.replace_with_symlink()
+        cluster.wait_for_log("mx2", r"cannot replicate 'conf\.d/10-auth\.conf': .*symbolic link", CHANGE_LIMIT_S,
+                             since=replaced_at)
+        self.assertEqual(os.listdir(outside), [], cluster.explain("mx2 wrote through the symbolic link", ["mx2"]))
+
+    # Known bug: the secondary does not remove a symbolic link (or a file)
+    # that is in the way of a replicated folder. Every retry, each 2 s,
+    # fails again, and the warning blames the primary ("changed on the
+    # primary during the transfer, or unreadable there").
+    @unittest.expectedFailure
+    def test_symlink_replaced_by_folder(self):
+        cluster, outside, replaced_at = self.replace_with_symlink()
+        self.wait_for_convergence(cluster, limit_s=WATCH_LIMIT_S, since=replaced_at)
+        self.assertFalse(os.path.islink(cluster.config_dir("mx2") / "conf.d"), cluster.explain("link is left", ["mx2"]))
+
+
 class LeftoverTemporaryFilesTest(ReplicationTestCase):
     # Known bug: a secondary killed in the middle of a transfer leaves its
     # .mc-tmp.* files behind, and nothing ever removes them. The scan skips

@@ -6,6 +6,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/ticker.hpp"
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
 #include "runtime/actor_guard.hpp"
@@ -24,6 +25,9 @@ using self_ptr = caf::stateful_actor<primary_replication_state>*;
 /// Largest range one fetch_item may ask for, and all items of one request.
 constexpr uint32_t max_item_bytes = 4 * 1024 * 1024;
 constexpr uint64_t max_request_bytes = 16 * 1024 * 1024;
+/// Period of the ticker that drives the rescan timer (see actors/ticker.hpp
+/// for why this detached actor does not use delayed_send).
+constexpr auto tick_interval = std::chrono::milliseconds(250);
 /// Generations whose build time is kept for the lag in status.
 constexpr size_t kept_build_times = 1000;
 
@@ -324,17 +328,22 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
   // before.
   auto membership = caf::actor_cast<caf::actor>(self->system().registry().get(membership_key));
   if (membership)
-    self->request(membership, context->config.request_timeout, service_peers_request{"replication"})
+    self->request(membership, caf::infinite, service_peers_request{"replication"})
       .then([=](const std::vector<service_peer>& peers) {
         for (auto& peer : peers)
           add_replica(self, peer);
       });
-  self->delayed_send(self, context->config.rescan_interval, rescan_atom::value);
+  st.next_rescan_ms = steady_ms() + context->config.rescan_interval.count();
+  self->spawn(ticker, self->address(), caf::timespan{tick_interval});
   return {
     [=](dirty_atom, const std::vector<std::string>& paths) { rebuild(self, paths); },
-    [=](rescan_atom) {
+    [=](tick_atom) {
+      auto& st = self->state;
+      auto now = steady_ms();
+      if (now < st.next_rescan_ms)
+        return;
+      st.next_rescan_ms = now + st.context->config.rescan_interval.count();
       rebuild(self, {std::string{}});
-      self->delayed_send(self, self->state.context->config.rescan_interval, rescan_atom::value);
     },
     [=](const service_peer& peer) { add_replica(self, peer); },
     [=](const fetch_request& request) -> caf::result<fetch_reply> {

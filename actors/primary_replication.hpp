@@ -46,6 +46,8 @@ struct primary_replication_state {
   /// Paths whose read errors were logged already, so each is logged once.
   std::set<std::string> logged_errors;
   std::unique_ptr<tree_watcher> watcher;
+  /// Steady-clock time (ms) of the next full rescan.
+  int64_t next_rescan_ms = 0;
   static inline const char* name = "primary_replication";
 };
 

@@ -5,6 +5,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/ticker.hpp"
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
 #include "messages/events.hpp"
@@ -32,6 +33,11 @@ constexpr int64_t commit_interval_ms = 1000;
 constexpr int64_t progress_log_ms = 2000;
 constexpr int64_t report_ms = 1000;
 constexpr auto retry_delay = std::chrono::seconds(2);
+/// A fetch without an answer for this long counts as failed.
+constexpr int64_t fetch_timeout_ms = 15000;
+/// Period of the ticker that drives the timers (see actors/ticker.hpp for
+/// why this detached actor does not use delayed_send).
+constexpr auto tick_interval = std::chrono::milliseconds(250);
 /// Warnings about one kind of refused or overwritten path, per signal.
 constexpr size_t max_path_warnings = 20;
 
@@ -131,7 +137,7 @@ void say_hello(self_ptr self) {
   auto membership = caf::actor_cast<caf::actor>(self->system().registry().get(membership_key));
   if (!membership)
     return;
-  self->request(membership, self->state.context->config.request_timeout, primary_atom::value)
+  self->request(membership, caf::infinite, primary_atom::value)
     .then([=](const caf::actor& primary, const std::string&, uint64_t incarnation) {
       if (!primary)
         return;
@@ -152,10 +158,8 @@ void refresh_local(self_ptr self) {
 
 void schedule_retry(self_ptr self) {
   auto& st = self->state;
-  if (st.retry_pending)
-    return;
-  st.retry_pending = true;
-  self->delayed_send(self, retry_delay, retry_atom::value);
+  if (st.retry_at_ms == 0)
+    st.retry_at_ms = steady_ms() + std::chrono::milliseconds(retry_delay).count();
 }
 
 // Ends the running job. Files that are wholly written and verified are
@@ -256,6 +260,9 @@ void complete_job(self_ptr self) {
       }
       removed.insert(path);
     }
+    if (!removed.empty() || !diff.change_mode.empty())
+      if (auto error = st.writer->sync(); !error.empty())
+        logger()->warn("{}", error);
   }
   merge_entries(st.local, std::move(changed));
   drop_entries(st.local, removed);
@@ -295,6 +302,7 @@ void on_reply(self_ptr self, uint64_t job_id, const std::vector<fetch_item>& ite
     return;
   auto& job = *st.job;
   --job.in_flight;
+  job.last_reply_ms = steady_ms();
   if (reply.chunks.size() != items.size()) {
     logger()->error("the primary answered a fetch of {} ranges with {} chunks; stopping this job",
                     items.size(), reply.chunks.size());
@@ -386,7 +394,10 @@ void pump(self_ptr self) {
     ++job.in_flight;
     auto job_id = reinterpret_cast<uint64_t>(st.job.get());
     auto items = request.items;
-    self->request(st.primary, timeout, std::move(request))
+    job.last_reply_ms = steady_ms();
+    // No CAF timeout here (see actors/ticker.hpp): the tick checks for
+    // answers that take too long, and a lost primary gives a down_msg.
+    self->request(st.primary, caf::infinite, std::move(request))
       .then([=](fetch_reply& reply) { on_reply(self, job_id, items, reply); },
             [=](caf::error& err) {
               auto& st = self->state;
@@ -527,6 +538,29 @@ void config_command(self_ptr self, const admin_command& command, admin_result& r
                  primary + " (" + to_string(*config.primary) + ")"};
 }
 
+void on_tick(self_ptr self) {
+  auto& st = self->state;
+  auto now = steady_ms();
+  if (st.job && st.job->in_flight > 0 && now - st.job->last_reply_ms > fetch_timeout_ms) {
+    logger()->warn("the primary did not answer a fetch for {} ms; the transfer resumes without "
+                   "the files written so far",
+                   now - st.job->last_reply_ms);
+    stop_job(self, true);
+    report(self);
+    schedule_retry(self);
+  }
+  if (now >= st.next_rescan_ms) {
+    st.next_rescan_ms = now + st.context->config.rescan_interval.count();
+    st.dirty.push_back(std::string{});
+    if (!st.job)
+      start_job(self);
+  }
+  if (st.retry_at_ms != 0 && now >= st.retry_at_ms) {
+    st.retry_at_ms = 0;
+    start_job(self);
+  }
+}
+
 } // namespace
 
 caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_state>* self,
@@ -576,7 +610,8 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
     }
   });
   say_hello(self);
-  self->delayed_send(self, context->config.rescan_interval, rescan_atom::value);
+  st.next_rescan_ms = steady_ms() + context->config.rescan_interval.count();
+  self->spawn(ticker, self->address(), caf::timespan{tick_interval});
   return {
     [=](const peer_event_msg& event) {
       if (event.role == "primary" && event.online)
@@ -608,16 +643,7 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
       if (!st.job)
         start_job(self);
     },
-    [=](rescan_atom) {
-      self->state.dirty.push_back(std::string{});
-      if (!self->state.job)
-        start_job(self);
-      self->delayed_send(self, self->state.context->config.rescan_interval, rescan_atom::value);
-    },
-    [=](retry_atom) {
-      self->state.retry_pending = false;
-      start_job(self);
-    },
+    [=](tick_atom) { on_tick(self); },
     [=](fill_status_atom, node_status& status) {
       status.config_dir = self->state.root;
       status.replication = make_status(self);

@@ -53,6 +53,8 @@ struct replication_job {
   int64_t started_ms = 0;
   int64_t last_progress_ms = 0;
   int64_t last_report_ms = 0;
+  /// When the last fetch was sent or answered.
+  int64_t last_reply_ms = 0;
 };
 
 struct secondary_replication_state {
@@ -76,7 +78,9 @@ struct secondary_replication_state {
   uint64_t unsafe_refused = 0;
   int64_t last_job_ms = -1;
   std::string error;
-  bool retry_pending = false;
+  /// Steady-clock times (ms) of the next retry (0 = none) and full rescan.
+  int64_t retry_at_ms = 0;
+  int64_t next_rescan_ms = 0;
   std::unique_ptr<tree_watcher> watcher;
   caf::group events;
   static inline const char* name = "secondary_replication";

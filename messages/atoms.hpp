@@ -28,12 +28,6 @@ using primary_atom = caf::atom_constant<caf::atom("mc_prim")>;
 /// From a tree watcher to a replication actor: these paths changed.
 using dirty_atom = caf::atom_constant<caf::atom("mc_dirty")>;
 
-/// Timer of the replication actors: rescan the whole tree now.
-using rescan_atom = caf::atom_constant<caf::atom("mc_rescan")>;
-
-/// Timer of a secondary's replication actor: retry a failed job now.
-using retry_atom = caf::atom_constant<caf::atom("mc_retry")>;
-
 /// Request to a replication actor: fill in the replication fields of a
 /// node_status.
 using fill_status_atom = caf::atom_constant<caf::atom("mc_fillst")>;

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,33 +49,62 @@ std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, 
                                       bool create) {
   if (root_fd_ < 0)
     return "cannot open directory '" + root_ + "'";
-  int fd = ::dup(root_fd_);
+  auto slash = relative.rfind('/');
+  name = slash == std::string::npos ? relative : relative.substr(slash + 1);
+  auto parent = slash == std::string::npos ? std::string{} : relative.substr(0, slash);
+  if (auto i = folders_.find(parent); i != folders_.end()) {
+    dir_fd = i->second;
+    return {};
+  }
+  // Walk down from the deepest folder already open.
+  int fd = root_fd_;
   size_t start = 0;
-  for (;;) {
-    auto slash = relative.find('/', start);
-    if (slash == std::string::npos)
+  for (auto prefix = parent; !prefix.empty();) {
+    if (auto i = folders_.find(prefix); i != folders_.end()) {
+      fd = i->second;
+      start = prefix.size() + 1;
       break;
-    auto component = relative.substr(start, slash - start);
-    if (create && ::mkdirat(fd, component.c_str(), 0755) != 0 && errno != EEXIST) {
-      auto error = "cannot create directory '" + relative.substr(0, slash) + "': " + errno_text();
-      ::close(fd);
-      return error;
     }
-    int next = ::openat(fd, component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) {
-      auto error =
-        "cannot open directory '" + relative.substr(0, slash) + "': " + errno_text() +
-        (errno == ELOOP || errno == ENOTDIR ? " (a symbolic link or a file is in the way)" : "");
-      ::close(fd);
-      return error;
+    auto cut = prefix.rfind('/');
+    prefix.resize(cut == std::string::npos ? 0 : cut);
+  }
+  while (start < parent.size()) {
+    auto end = std::min(parent.find('/', start), parent.size());
+    auto component = parent.substr(start, end - start);
+    auto flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int next = ::openat(fd, component.c_str(), flags);
+    if (next < 0 && errno == ENOENT && create) {
+      if (::mkdirat(fd, component.c_str(), 0755) != 0 && errno != EEXIST)
+        return "cannot create directory '" + parent.substr(0, end) + "': " + errno_text();
+      next = ::openat(fd, component.c_str(), flags);
     }
-    ::close(fd);
+    if (next < 0)
+      return "cannot open directory '" + parent.substr(0, end) + "': " + errno_text() +
+             (errno == ELOOP || errno == ENOTDIR ? " (a symbolic link or a file is in the way)"
+                                                 : "");
+    folders_[parent.substr(0, end)] = next;
     fd = next;
-    start = slash + 1;
+    start = end + 1;
   }
   dir_fd = fd;
-  name = relative.substr(start);
   return {};
+}
+
+void batch_writer::close_folders() {
+  for (auto& [path, fd] : folders_)
+    ::close(fd);
+  folders_.clear();
+}
+
+void batch_writer::forget_folder(const std::string& relative) {
+  for (auto i = folders_.begin(); i != folders_.end();) {
+    if (i->first == relative || i->first.rfind(relative + "/", 0) == 0) {
+      ::close(i->second);
+      i = folders_.erase(i);
+    } else {
+      ++i;
+    }
+  }
 }
 
 std::string batch_writer::begin(const std::string& relative, uint32_t mode) {
@@ -89,11 +119,8 @@ std::string batch_writer::begin(const std::string& relative, uint32_t mode) {
   file.temporary = temporary_name(file.name);
   current_fd_ = ::openat(file.dir_fd, file.temporary.c_str(),
                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (current_fd_ < 0) {
-    auto error = "cannot create a temporary file for '" + relative + "': " + errno_text();
-    ::close(file.dir_fd);
-    return error;
-  }
+  if (current_fd_ < 0)
+    return "cannot create a temporary file for '" + relative + "': " + errno_text();
   ::fchmod(current_fd_, mode & 07777);
   current_ = std::move(file);
   digest_ = std::make_unique<digest_state>();
@@ -163,7 +190,6 @@ std::string batch_writer::commit() {
     abort();
     return error;
   }
-  std::set<int> directories;
   std::string error;
   for (auto& file : finished_) {
     if (!error.empty()) {
@@ -173,23 +199,19 @@ std::string batch_writer::commit() {
     if (::renameat(file.dir_fd, file.temporary.c_str(), file.dir_fd, file.name.c_str()) != 0) {
       error = "cannot rename into '" + file.relative + "': " + errno_text();
       discard(file);
-      continue;
     }
-    directories.insert(file.dir_fd);
   }
-  for (int fd : directories)
-    ::fsync(fd);
-  for (auto& file : finished_)
-    if (file.dir_fd >= 0)
-      ::close(file.dir_fd);
+  // The second barrier makes the renames durable, in every folder at once.
+  if (::syncfs(root_fd_) != 0 && error.empty())
+    error = "cannot sync '" + root_ + "' to disk: " + errno_text();
   finished_.clear();
+  close_folders();
   return error;
 }
 
 void batch_writer::discard(pending_file& file) {
   if (file.dir_fd >= 0) {
     ::unlinkat(file.dir_fd, file.temporary.c_str(), 0);
-    ::close(file.dir_fd);
     file.dir_fd = -1;
   }
 }
@@ -209,13 +231,8 @@ std::string batch_writer::remove(const std::string& relative) {
   std::string name;
   if (auto error = open_parent(relative, dir_fd, name, false); !error.empty())
     return errno == ENOENT ? std::string{} : error;
-  if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-    auto error = "cannot remove '" + relative + "': " + errno_text();
-    ::close(dir_fd);
-    return error;
-  }
-  ::fsync(dir_fd);
-  ::close(dir_fd);
+  if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT)
+    return "cannot remove '" + relative + "': " + errno_text();
   // Drop parent folders that are empty now; rmdir fails on the first one
   // that still holds something, which ends the walk.
   auto parent = relative;
@@ -223,6 +240,7 @@ std::string batch_writer::remove(const std::string& relative) {
     parent.resize(slash);
     if (::unlinkat(root_fd_, parent.c_str(), AT_REMOVEDIR) != 0)
       break;
+    forget_folder(parent);
   }
   return {};
 }
@@ -240,8 +258,13 @@ std::string batch_writer::set_mode(const std::string& relative, uint32_t mode) {
     error = "cannot change the mode of '" + relative + "': " + errno_text();
   if (fd >= 0)
     ::close(fd);
-  ::close(dir_fd);
   return error;
+}
+
+std::string batch_writer::sync() {
+  if (::syncfs(root_fd_) != 0)
+    return "cannot sync '" + root_ + "' to disk: " + errno_text();
+  return {};
 }
 
 void batch_writer::abort() {
@@ -253,6 +276,7 @@ void batch_writer::abort() {
   for (auto& file : finished_)
     discard(file);
   finished_.clear();
+  close_folders();
 }
 
 } // namespace mc

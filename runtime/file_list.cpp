@@ -77,8 +77,10 @@ bool excluded(const exclusion_rules& rules, const fs::path& absolute, const std:
   for (auto& suffix : rules.suffixes)
     if (ends_with(relative, suffix))
       return true;
+  // An absolute rule covers the folder and everything below it.
+  auto text = absolute.generic_string();
   for (auto& path : rules.absolute)
-    if (absolute == fs::path(path))
+    if (text == path || text.rfind(path + "/", 0) == 0)
       return true;
   return false;
 }
@@ -159,15 +161,26 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
   std::vector<std::string> paths(dirty.begin(), dirty.end());
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  // Sorted order does not put a folder right before its contents ("conf",
+  // "conf.d", "conf/x"), so check every parent of each path.
   std::vector<std::string> roots;
+  std::set<std::string> kept_roots;
+  auto below_kept = [&](const std::string& path) {
+    for (auto cut = path.rfind('/'); cut != std::string::npos && cut > 0;
+         cut = path.rfind('/', cut - 1))
+      if (kept_roots.count(path.substr(0, cut)))
+        return true;
+    return false;
+  };
   for (auto& path : paths) {
     if (path.empty()) {
       roots.assign(1, std::string{});
       break;
     }
-    if (!roots.empty() && (path == roots.back() || path.rfind(roots.back() + "/", 0) == 0))
+    if (below_kept(path))
       continue;
     roots.push_back(path);
+    kept_roots.insert(path);
   }
   if (roots.size() == 1 && roots.front().empty()) {
     auto result = scan_tree(root, rules, list);
@@ -269,7 +282,11 @@ std::string load_file_list(const std::string& file, uint64_t& generation, file_l
                              : "cannot read '" + file + "': " + std::strerror(errno);
     text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  auto bad = [&] { return "'" + file + "' is damaged; it is rebuilt from a full scan"; };
+  auto bad = [&] {
+    generation = 0;
+    list.clear();
+    return "'" + file + "' is damaged; it is rebuilt from a full scan";
+  };
   std::istringstream in(text);
   std::string magic, version;
   if (!(in >> magic >> version >> generation) || magic != "mailcluster-file-list" || version != "1")

@@ -22,8 +22,28 @@ exclusion_rules node_exclusions(const node_config& config) {
     rules.top_level.push_back(name);
   for (auto& suffix : config.exclude_suffix)
     rules.suffixes.push_back(suffix);
-  rules.absolute.push_back(config.state_dir);
-  rules.absolute.push_back(fs::path(config.log_file).parent_path().string());
+  // The node's own state and log stay out of replication when they live
+  // inside the managed directory. A folder that contains the managed
+  // directory (the default <state-dir>/config) must not become a rule, as
+  // it would exclude everything.
+  auto inside = [&](const std::string& path) {
+    return path.rfind(config.config_dir + "/", 0) == 0;
+  };
+  if (inside(config.state_dir))
+    rules.absolute.push_back(config.state_dir);
+  auto log_dir = fs::path(config.log_file).parent_path().string();
+  if (inside(log_dir))
+    rules.absolute.push_back(log_dir);
+  // The log file and its rotations (spdlog names them cluster.1.log, ...)
+  // when the log sits in the managed directory itself.
+  if (inside(config.log_file)) {
+    rules.absolute.push_back(config.log_file);
+    auto log = fs::path(config.log_file);
+    for (uint32_t i = 1; i <= config.log_max_files; ++i)
+      rules.absolute.push_back((log.parent_path() / (log.stem().string() + "." + std::to_string(i) +
+                                                     log.extension().string()))
+                                 .string());
+  }
   return rules;
 }
 

@@ -96,11 +96,17 @@ CAF_TEST(node exclusions add configured names) {
   CAF_CHECK(!is_excluded(rules, root.string(), "main.conf"));
 }
 
-CAF_TEST(node exclusions add state and log folders) {
+CAF_TEST(state and log folders outside the config dir make no rule) {
+  // A rule for a folder that contains the managed directory (the default
+  // config-dir is <state-dir>/config) would exclude every file.
   auto config = config_outside();
   auto rules = node_exclusions(config);
-  CAF_CHECK(contains(rules.absolute, (dir / "state").string()));
-  CAF_CHECK(contains(rules.absolute, (dir / "logs").string()));
+  CAF_CHECK(!contains(rules.absolute, (dir / "state").string()));
+  CAF_CHECK(!contains(rules.absolute, (dir / "logs").string()));
+  config.state_dir = dir.string();
+  config.config_dir = (dir / "config").string();
+  rules = node_exclusions(config);
+  CAF_CHECK(!is_excluded(rules, config.config_dir, "main.conf"));
 }
 
 CAF_TEST(state folder inside config dir is excluded) {

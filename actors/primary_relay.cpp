@@ -1,5 +1,7 @@
 #include "actors/primary_relay.hpp"
 
+#include <chrono>
+
 #include "caf/all.hpp"
 
 #include "messages/admin.hpp"
@@ -18,11 +20,21 @@ auto logger() {
   return log::get(log::relay);
 }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
 // Sends `change` to the local watchers and to the relay of every online
-// secondary except its origin. Returns the number of secondaries.
+// secondary except its origin, and keeps it for replays. Returns the
+// number of secondaries.
 size_t forward(self_ptr self, const mail_change& change) {
   auto& st = self->state;
   st.watchers.deliver(self, change);
+  st.history.push_back({change, steady_ms()});
+  while (st.history.size() > st.context->config.mail_queue_limit)
+    st.history.pop_front();
   size_t sent = 0;
   for (auto& [node, relay] : st.peers) {
     if (node == change.origin)
@@ -33,15 +45,51 @@ size_t forward(self_ptr self, const mail_change& change) {
   return sent;
 }
 
+// Sends a (re)connected secondary the kept changes it may have missed:
+// all of them when it never connected to this process, else those
+// forwarded since shortly before its relay went down. A link can fail up
+// to a failure timeout before the down_msg, hence twice that as a margin.
+// The secondary's relay drops the ones it has already shown.
+void replay(self_ptr self, const service_peer& peer) {
+  auto& st = self->state;
+  int64_t since = 0;
+  if (auto i = st.left_ms.find(peer.node); i != st.left_ms.end()) {
+    auto margin =
+      std::chrono::duration_cast<std::chrono::milliseconds>(2 * st.context->config.failure_timeout);
+    since = i->second - margin.count();
+    st.left_ms.erase(i);
+  }
+  size_t sent = 0;
+  for (auto& entry : st.history) {
+    if (entry.forwarded_ms < since || entry.change.origin == peer.node)
+      continue;
+    self->send(peer.handle, mail_change_msg{entry.change});
+    ++sent;
+  }
+  if (sent > 0)
+    logger()->info("sent {} kept mail changes to secondary {} that it may have missed", sent,
+                   peer.node);
+}
+
 void add_peer(self_ptr self, const service_peer& peer) {
-  auto& relay = self->state.peers[peer.node];
-  if (relay && relay != peer.handle)
+  auto& st = self->state;
+  auto& relay = st.peers[peer.node];
+  // A repeated hello of the same relay changes nothing but the ready
+  // message, and needs no replay.
+  bool is_new = relay != peer.handle;
+  if (relay && is_new) {
+    // The old relay of that node is going away, so treat it as gone now.
     self->demonitor(relay);
+    st.left_ms.emplace(peer.node, steady_ms());
+  }
+  if (is_new)
+    self->monitor(peer.handle);
   relay = peer.handle;
-  self->monitor(peer.handle);
   logger()->info("mail change relay of secondary {} connected: {} secondaries reachable", peer.node,
-                 self->state.peers.size());
-  self->send(peer.handle, mail_relay_ready_msg{self->state.context->config.node_name});
+                 st.peers.size());
+  self->send(peer.handle, mail_relay_ready_msg{st.context->config.node_name});
+  if (is_new)
+    replay(self, peer);
 }
 
 caf::result<mail_change_forward_response> on_forward(self_ptr self,
@@ -147,6 +195,7 @@ caf::behavior primary_relay(caf::stateful_actor<primary_relay_state>* self,
         logger()->info("mail change relay of secondary {} gone: it gets no changes until it says "
                        "hello again",
                        i->first);
+        st.left_ms[i->first] = steady_ms();
         st.peers.erase(i);
         return;
       }

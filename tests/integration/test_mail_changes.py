@@ -35,7 +35,9 @@ class Watcher:
         self.node = node
         self.json_output = json_output
         args = ["mail-change", "watch"] + (["--json"] if json_output else [])
-        self.process = harness.start_command(cluster.ctl_command(node, *args))
+        # A longer request timeout than the default 3 s, because the watch
+        # request shares two cores with three nodes and other tests.
+        self.process = harness.start_command(cluster.ctl_command(node, *args, timeout_ms=10000))
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._lock = threading.Lock()
@@ -89,7 +91,7 @@ class MailChangeTest(harness.ClusterTestCase):
         cluster.wait_for(
             f"watch on {node} started",
             lambda: "watching mail changes" in watcher.errors() or watcher.process.poll() is not None,
-            10.0,
+            15.0,
             nodes=[node],
         )
         self.assertIsNone(watcher.process.poll(), cluster.explain(watcher.describe(), [node]))

@@ -91,9 +91,16 @@ std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, 
 }
 
 void batch_writer::close_folders() {
-  for (auto& [path, fd] : folders_)
-    ::close(fd);
-  folders_.clear();
+  // The file being written (a commit can come between its chunks) keeps
+  // its folder open.
+  for (auto i = folders_.begin(); i != folders_.end();) {
+    if (current_fd_ >= 0 && i->second == current_.dir_fd) {
+      ++i;
+      continue;
+    }
+    ::close(i->second);
+    i = folders_.erase(i);
+  }
 }
 
 void batch_writer::forget_folder(const std::string& relative) {

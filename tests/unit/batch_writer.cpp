@@ -96,6 +96,29 @@ CAF_TEST(committed batch is visible) {
   CAF_CHECK_EQUAL(entries_in(root / "deep/sub dir"), 1u);
 }
 
+// A large file arrives in chunks, and the replication actor commits the
+// files finished so far between two chunks. The open file's folder must
+// stay usable: this failed with "Bad file descriptor" once folders were
+// shared per batch.
+CAF_TEST(commit between chunks of an open file) {
+  batch_writer writer(root.string());
+  CAF_REQUIRE_EQUAL(write_one(writer, "a/one", "1"), "");
+  CAF_REQUIRE_EQUAL(writer.begin("b/big", 0644), "");
+  CAF_REQUIRE_EQUAL(writer.append("first ", 6), "");
+  CAF_REQUIRE_EQUAL(writer.commit(), "");
+  CAF_REQUIRE_EQUAL(writer.append("second", 6), "");
+  CAF_REQUIRE_EQUAL(writer.finish(tls::sha256_hex("first second")), "");
+  // Folders opened now must not take over the big file's descriptor.
+  CAF_REQUIRE_EQUAL(write_one(writer, "c/d/two", "2"), "");
+  CAF_REQUIRE_EQUAL(write_one(writer, "b/three", "3"), "");
+  CAF_REQUIRE_EQUAL(writer.commit(), "");
+  CAF_CHECK_EQUAL(read("a/one"), "1");
+  CAF_CHECK_EQUAL(read("b/big"), "first second");
+  CAF_CHECK_EQUAL(read("c/d/two"), "2");
+  CAF_CHECK_EQUAL(read("b/three"), "3");
+  CAF_CHECK(temporary_files(root).empty());
+}
+
 CAF_TEST(commit replaces an existing file) {
   std::ofstream((root / "a").string()) << "old";
   batch_writer writer(root.string());

@@ -35,8 +35,8 @@ struct forwarded_change {
 
 struct primary_relay_state {
   node_context_ptr context;
-  /// Holds only the epoch and the next sequence number of the primary's
-  /// own changes: they are sent at once and never queued.
+  /// Epoch and next sequence number of the primary's own changes. Its
+  /// queue stays empty, because the primary sends its changes at once.
   std::unique_ptr<mail_change_outbox> outbox;
   std::unique_ptr<mail_change_dedup> seen;
   mail_watchers watchers;

@@ -1,6 +1,11 @@
 #include "actors/primary_replication.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <optional>
 
 #include <chrono>
 
@@ -66,7 +71,49 @@ void log_scan_errors(self_ptr self, const std::vector<std::string>& errors) {
 
 replication_signal make_signal(self_ptr self) {
   auto& st = self->state;
-  return {st.context->config.node_name, st.generation, st.built_ms, st.files};
+  replication_signal signal;
+  signal.primary_node = st.context->config.node_name;
+  signal.generation = st.generation;
+  signal.built_ms = st.built_ms;
+  signal.files = st.files;
+  return signal;
+}
+
+// Stores the generation number durably before anyone hears of it. The file
+// keeps a fixed width, so one small write and one fdatasync suffice.
+void save_generation(self_ptr self) {
+  auto& st = self->state;
+  if (st.generation_fd < 0) {
+    // The first write creates the file and its folder entry durably.
+    if (auto error = write_file_durably(generation_file(*st.context),
+                                        std::to_string(st.generation) + "\n");
+        !error.empty()) {
+      logger()->error("cannot save the replication generation: {}", error);
+      return;
+    }
+    st.generation_fd =
+      ::open(generation_file(*st.context).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (st.generation_fd < 0) {
+      logger()->error("cannot save the replication generation in {}: {}",
+                      generation_file(*st.context), std::strerror(errno));
+      return;
+    }
+  }
+  char text[32];
+  auto n =
+    std::snprintf(text, sizeof(text), "%020llu\n", static_cast<unsigned long long>(st.generation));
+  if (::pwrite(st.generation_fd, text, static_cast<size_t>(n), 0) != n ||
+      ::fdatasync(st.generation_fd) != 0)
+    logger()->error("cannot save the replication generation in {}: {}",
+                    generation_file(*st.context), std::strerror(errno));
+}
+
+void save_list(self_ptr self) {
+  auto& st = self->state;
+  st.list_dirty = false;
+  st.last_list_save_ms = steady_ms();
+  if (auto error = save_file_list(list_file(*st.context), st.generation, st.files); !error.empty())
+    logger()->error("cannot save the replication file list: {}", error);
 }
 
 // Makes `files` the current list under a new generation: persists the
@@ -74,6 +121,16 @@ replication_signal make_signal(self_ptr self) {
 // have seen), signals every secondary, then persists the list.
 void publish(self_ptr self, file_list files, int64_t started_ms) {
   auto& st = self->state;
+  // The change signal for secondaries that hold the previous generation.
+  replication_signal change;
+  change.base_generation = st.generation;
+  auto diff = diff_file_lists(st.files, files);
+  change.removed = std::move(diff.remove);
+  std::set<std::string> changed(diff.fetch.begin(), diff.fetch.end());
+  changed.insert(diff.change_mode.begin(), diff.change_mode.end());
+  for (auto& entry : files)
+    if (changed.count(entry.path))
+      change.files.push_back(entry);
   st.files = std::move(files);
   reindex(self);
   ++st.generation;
@@ -81,18 +138,29 @@ void publish(self_ptr self, file_list files, int64_t started_ms) {
   st.built_at[st.generation] = st.built_ms;
   while (st.built_at.size() > kept_build_times)
     st.built_at.erase(st.built_at.begin());
-  if (auto error =
-        write_file_durably(generation_file(*st.context), std::to_string(st.generation) + "\n");
-      !error.empty())
-    logger()->error("cannot save the replication generation: {}", error);
+  save_generation(self);
   logger()->info("Completed rebuilding current replication file list: generation={} files={} "
                  "bytes={} ms={}",
                  st.generation, st.files.size(), total_bytes(st.files), steady_ms() - started_ms);
-  auto signal = make_signal(self);
-  for (auto& [node, replica] : st.replicas)
-    self->send(replica.handle, signal);
-  if (auto error = save_file_list(list_file(*st.context), st.generation, st.files); !error.empty())
-    logger()->error("cannot save the replication file list: {}", error);
+  change.primary_node = st.context->config.node_name;
+  change.generation = st.generation;
+  change.built_ms = st.built_ms;
+  std::optional<replication_signal> full;
+  for (auto& [node, replica] : st.replicas) {
+    if (!replica.handle)
+      continue;
+    if (replica.signalled == change.base_generation) {
+      self->send(replica.handle, change);
+    } else {
+      if (!full)
+        full = make_signal(self);
+      self->send(replica.handle, *full);
+    }
+    replica.signalled = st.generation;
+  }
+  // Saving 10,000 entries takes milliseconds, so it waits for the tick
+  // instead of delaying the secondaries' fetches.
+  st.list_dirty = true;
 }
 
 // Rebuilds the list for `dirty` paths ("" = everything) and publishes a new
@@ -280,6 +348,7 @@ void add_replica(self_ptr self, const service_peer& peer) {
     self->demonitor(replica.handle);
   replica.handle = peer.handle;
   replica.status.state = "waiting";
+  replica.signalled = self->state.generation;
   self->monitor(peer.handle);
   logger()->info("secondary {} ready for replication: sending generation {}", peer.node,
                  self->state.generation);
@@ -287,6 +356,14 @@ void add_replica(self_ptr self, const service_peer& peer) {
 }
 
 } // namespace
+
+primary_replication_state::~primary_replication_state() {
+  watcher.reset();
+  if (list_dirty && context)
+    save_file_list(list_file(*context), generation, files);
+  if (generation_fd >= 0)
+    ::close(generation_fd);
+}
 
 caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>* self,
                                   node_context_ptr context) {
@@ -340,12 +417,22 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
     [=](tick_atom) {
       auto& st = self->state;
       auto now = steady_ms();
+      if (st.list_dirty && now - st.last_list_save_ms >= 1000)
+        save_list(self);
       if (now < st.next_rescan_ms)
         return;
       st.next_rescan_ms = now + st.context->config.rescan_interval.count();
       rebuild(self, {std::string{}});
     },
     [=](const service_peer& peer) { add_replica(self, peer); },
+    [=](const full_list_request& request) {
+      auto i = self->state.replicas.find(request.node);
+      if (i == self->state.replicas.end() ||
+          caf::actor_cast<caf::strong_actor_ptr>(i->second.handle) != self->current_sender())
+        return;
+      i->second.signalled = self->state.generation;
+      self->send(i->second.handle, make_signal(self));
+    },
     [=](const fetch_request& request) -> caf::result<fetch_reply> {
       auto sender = self->current_sender();
       bool known = false;

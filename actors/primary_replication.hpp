@@ -29,6 +29,9 @@ struct replica_entry {
   caf::actor handle;
   /// Last report of the secondary.
   replication_status status;
+  /// Generation of the last signal sent to it; a change signal is based
+  /// on it.
+  uint64_t signalled = 0;
 };
 
 struct primary_replication_state {
@@ -48,7 +51,16 @@ struct primary_replication_state {
   std::unique_ptr<tree_watcher> watcher;
   /// Steady-clock time (ms) of the next full rescan.
   int64_t next_rescan_ms = 0;
+  /// The saved file list is older than `files`; saved by the tick.
+  bool list_dirty = false;
+  int64_t last_list_save_ms = 0;
+  /// Open descriptor of <state-dir>/replication/generation.
+  int generation_fd = -1;
   static inline const char* name = "primary_replication";
+
+  /// Saves a list newer than the saved one (on a clean stop) and closes
+  /// the generation file.
+  ~primary_replication_state();
 };
 
 /// Files of at most this size are transferred by `config get` and `put`.

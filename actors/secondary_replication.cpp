@@ -285,10 +285,9 @@ void complete_job(self_ptr self) {
   }
   st.job.reset();
   report(self);
+  // Saved by the tick: writing 10,000 entries would delay the next job.
   if (complete)
-    if (auto error = save_file_list(applied_file(*st.context), st.applied_generation, st.applied);
-        !error.empty())
-      logger()->error("cannot save the applied replication list: {}", error);
+    st.applied_dirty = true;
   if (!complete)
     schedule_retry(self);
   else if (!st.dirty.empty())
@@ -475,9 +474,13 @@ void start_job(self_ptr self) {
 }
 
 // Keeps the entries of a signal that are safe to write here, and counts
-// and logs the rest.
-void accept_signal(self_ptr self, replication_signal signal) {
+// and logs the rest. A change signal is applied to the list of its base
+// generation. Returns false if this node does not hold that generation.
+bool accept_signal(self_ptr self, replication_signal signal) {
   auto& st = self->state;
+  if (signal.base_generation != 0 &&
+      (!st.have_target || st.target.generation != signal.base_generation))
+    return false;
   size_t refused = 0;
   file_list safe;
   safe.reserve(signal.files.size());
@@ -506,9 +509,22 @@ void accept_signal(self_ptr self, replication_signal signal) {
   if (refused > max_path_warnings)
     logger()->warn("refused {} more unsafe paths from the primary {}", refused - max_path_warnings,
                    signal.primary_node);
-  signal.files = std::move(safe);
-  st.target = std::move(signal);
-  st.have_target = true;
+  if (signal.base_generation == 0) {
+    signal.files = std::move(safe);
+    st.target = std::move(signal);
+    st.have_target = true;
+    return true;
+  }
+  std::set<std::string> removed;
+  for (auto& path : signal.removed)
+    if (check_relative_path(path).empty())
+      removed.insert(path);
+  drop_entries(st.target.files, removed);
+  merge_entries(st.target.files, std::move(safe));
+  st.target.generation = signal.generation;
+  st.target.built_ms = signal.built_ms;
+  st.target.primary_node = signal.primary_node;
+  return true;
 }
 
 void config_command(self_ptr self, const admin_command& command, admin_result& result) {
@@ -541,6 +557,13 @@ void config_command(self_ptr self, const admin_command& command, admin_result& r
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto now = steady_ms();
+  if (st.applied_dirty && now - st.last_applied_save_ms >= 1000) {
+    st.applied_dirty = false;
+    st.last_applied_save_ms = now;
+    if (auto error = save_file_list(applied_file(*st.context), st.applied_generation, st.applied);
+        !error.empty())
+      logger()->error("cannot save the applied replication list: {}", error);
+  }
   if (st.job && st.job->in_flight > 0 && now - st.job->last_reply_ms > fetch_timeout_ms) {
     logger()->warn("the primary did not answer a fetch for {} ms; the transfer resumes without "
                    "the files written so far",
@@ -562,6 +585,12 @@ void on_tick(self_ptr self) {
 }
 
 } // namespace
+
+secondary_replication_state::~secondary_replication_state() {
+  watcher.reset();
+  if (applied_dirty && context)
+    save_file_list(applied_file(*context), applied_generation, applied);
+}
 
 caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_state>* self,
                                     node_context_ptr context) {
@@ -629,9 +658,18 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
         self->monitor(sender);
       }
       st.primary_node = signal.primary_node;
-      logger()->info("Replication Signal from: {} generation={} files={}", signal.primary_node,
-                     signal.generation, signal.files.size());
-      accept_signal(self, std::move(signal));
+      if (signal.base_generation == 0)
+        logger()->info("Replication Signal from: {} generation={} files={}", signal.primary_node,
+                       signal.generation, signal.files.size());
+      else
+        logger()->info("Replication Signal from: {} generation={} changed={} removed={}",
+                       signal.primary_node, signal.generation, signal.files.size(),
+                       signal.removed.size());
+      if (!accept_signal(self, std::move(signal))) {
+        // This node missed a generation: ask for the whole list.
+        self->send(st.primary, full_list_request{st.context->config.node_name});
+        return;
+      }
       if (!st.job)
         start_job(self);
       else

@@ -81,9 +81,15 @@ struct secondary_replication_state {
   /// Steady-clock times (ms) of the next retry (0 = none) and full rescan.
   int64_t retry_at_ms = 0;
   int64_t next_rescan_ms = 0;
+  /// The saved applied list is older than `applied`; saved by the tick.
+  bool applied_dirty = false;
+  int64_t last_applied_save_ms = 0;
   std::unique_ptr<tree_watcher> watcher;
   caf::group events;
   static inline const char* name = "secondary_replication";
+
+  /// Saves an applied list newer than the saved one (on a clean stop).
+  ~secondary_replication_state();
 };
 
 caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_state>* self,

@@ -64,19 +64,37 @@ typename Inspector::result_type inspect(Inspector& f, service_peers_request& x) 
   return f(caf::meta::type_name("service_peers_request"), x.service);
 }
 
-/// primary replication -> secondary replication: the current file list.
+/// primary replication -> secondary replication: the current file list,
+/// whole or as the changes since the generation the secondary last got.
 struct replication_signal {
   std::string primary_node;
   uint64_t generation = 0;
   /// Wall-clock time the list was built, milliseconds since the epoch.
   int64_t built_ms = 0;
+  /// 0: `files` is the whole list. Otherwise `files` holds the entries
+  /// added or changed since generation `base_generation`, and `removed`
+  /// the paths dropped since then; a secondary that does not hold that
+  /// generation answers with a full_list_request.
+  uint64_t base_generation = 0;
   file_list files;
+  std::vector<std::string> removed;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replication_signal& x) {
   return f(caf::meta::type_name("replication_signal"), x.primary_node, x.generation, x.built_ms,
-           x.files);
+           x.base_generation, x.files, x.removed);
+}
+
+/// secondary -> primary replication: send the whole list (the secondary
+/// missed the base of a change signal).
+struct full_list_request {
+  std::string node;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, full_list_request& x) {
+  return f(caf::meta::type_name("full_list_request"), x.node);
 }
 
 /// One byte range of one file.

@@ -77,12 +77,18 @@ public:
   /// Number of finished files waiting for commit().
   size_t pending() const { return finished_.size(); }
 
+  /// Batches of at most this many files sync each file and folder instead
+  /// of the whole file system.
+  static constexpr size_t small_batch = 8;
+
 private:
   struct pending_file {
     std::string relative;
     std::string temporary;
     /// Borrowed from folders_.
     int dir_fd = -1;
+    /// The temporary file, kept open for fdatasync in a small batch.
+    int fd = -1;
     std::string name;
   };
 

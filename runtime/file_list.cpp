@@ -309,21 +309,24 @@ std::string load_file_list(const std::string& file, uint64_t& generation, file_l
 }
 
 file_list_diff diff_file_lists(const file_list& local, const file_list& primary) {
+  // Both lists are sorted by path, so one merge pass finds every
+  // difference without building an index.
   file_list_diff diff;
-  std::map<std::string, const file_entry*> mine;
-  for (auto& entry : local)
-    mine[entry.path] = &entry;
-  for (auto& entry : primary) {
-    auto i = mine.find(entry.path);
-    if (i == mine.end() || i->second->sha256 != entry.sha256 || i->second->size != entry.size)
-      diff.fetch.push_back(entry.path);
-    else if (i->second->mode != entry.mode)
-      diff.change_mode.push_back(entry.path);
-    if (i != mine.end())
-      mine.erase(i);
+  size_t i = 0, j = 0;
+  while (i < local.size() || j < primary.size()) {
+    if (j == primary.size() || (i < local.size() && local[i].path < primary[j].path)) {
+      diff.remove.push_back(local[i++].path);
+    } else if (i == local.size() || primary[j].path < local[i].path) {
+      diff.fetch.push_back(primary[j++].path);
+    } else {
+      auto& mine = local[i++];
+      auto& theirs = primary[j++];
+      if (mine.sha256 != theirs.sha256 || mine.size != theirs.size)
+        diff.fetch.push_back(theirs.path);
+      else if (mine.mode != theirs.mode)
+        diff.change_mode.push_back(theirs.path);
+    }
   }
-  for (auto& [path, entry] : mine)
-    diff.remove.push_back(path);
   return diff;
 }
 

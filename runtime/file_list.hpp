@@ -91,6 +91,7 @@ struct file_list_diff {
   std::vector<std::string> remove;
 };
 
+/// Compares two lists sorted by path (as scan_tree() returns them).
 file_list_diff diff_file_lists(const file_list& local, const file_list& primary);
 
 /// Checks a relative path received from a peer before it is used: returns

@@ -215,15 +215,15 @@ class SecondaryKillTest(FaultTestCase):
         self.assertEqual(fetched, total - present, context)
 
 
-
 class PrimaryKillTest(FaultTestCase):
     def test_no_torn_files_when_primary_killed(self):
         cluster = self.make_cluster(nodes=3)
         secondaries = ["mx2", "mx3"]
         primary_dir = cluster.config_dir(PRIMARY)
-        # Many small files and a few larger than the 1 MiB fetch size, so
-        # that a half-written file would be seen in both kinds.
+
         def write_both_kinds(root: Path, seed: int, size_step: int = 0) -> dict[str, str]:
+            """Write many small files and a few larger than the 1 MiB fetch
+            size, so that a half-written file of either kind is seen."""
             hashes = write_tree(root, files=1500, file_size=30000, seed=seed, size_step=size_step)
             large = write_tree(root / "large", files=5, file_size=3 << 20, seed=seed + 1, size_step=size_step)
             hashes.update({f"large/{path}": digest for path, digest in large.items()})

@@ -68,7 +68,7 @@ struct node_config {
   duration rescan_interval{60000};
   /// Quiet time after a change before the file list is rebuilt, so that
   /// one save of many files makes one generation.
-  duration debounce{20};
+  duration debounce{10};
 
   // [mail-changes]
   /// Notices a secondary keeps while the primary is offline.

@@ -752,7 +752,7 @@ CAF_TEST(replication defaults) {
   CAF_CHECK(config.exclude.empty());
   CAF_CHECK(config.exclude_suffix.empty());
   CAF_CHECK(config.rescan_interval == 60s);
-  CAF_CHECK(config.debounce == 20ms);
+  CAF_CHECK(config.debounce == 10ms);
   CAF_CHECK_EQUAL(config.mail_queue_limit, 10000u);
   auto secondary = load(minimal_secondary);
   CAF_REQUIRE(secondary.config);

@@ -326,7 +326,15 @@ void on_reply(self_ptr self, uint64_t job_id, const std::vector<fetch_item>& ite
           write_failed(self, error);
           return;
         }
-        logger()->warn("cannot replicate '{}': {}", item.path, error);
+        if (error.find("symbolic link") != std::string::npos) {
+          // The path would leave the managed directory through a link.
+          ++st.unsafe_refused;
+          logger()->warn("refused unsafe path from the primary {}: '{}': {}; it is not written; "
+                         "remove the link from {} if it is not wanted",
+                         st.primary_node, item.path, error, st.root);
+        } else {
+          logger()->warn("cannot replicate '{}': {}", item.path, error);
+        }
         ++job.failed;
         continue;
       }

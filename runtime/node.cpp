@@ -160,7 +160,7 @@ node_context_ptr prepare(const std::string& config_file) {
   return context;
 }
 
-std::vector<child_spec> node_children(node_context_ptr context) {
+std::vector<child_spec> node_children(node_context_ptr context, const node_hooks& hooks) {
   std::vector<child_spec> children;
   children.push_back({"membership", [context](caf::actor_system& system) {
                         caf::actor member;
@@ -174,9 +174,11 @@ std::vector<child_spec> node_children(node_context_ptr context) {
                       }});
   // Replication scans, hashes and writes files in its handlers, so it runs
   // on a thread of its own instead of blocking a scheduler worker.
-  children.push_back({"replication", [context](caf::actor_system& system) {
+  children.push_back({"replication", [context, hooks](caf::actor_system& system) {
                         caf::actor replication;
-                        if (context->config.role == node_role::primary)
+                        if (context->config.role == node_role::primary && hooks.primary_replication)
+                          replication = hooks.primary_replication(system, context);
+                        else if (context->config.role == node_role::primary)
                           replication = system.spawn<caf::detached>(primary_replication, context);
                         else
                           replication = system.spawn<caf::detached>(secondary_replication, context);
@@ -229,7 +231,7 @@ void configure_actor_system(caf::actor_system_config& cfg, const node_config& co
   cfg.set("scheduler.policy", caf::atom("sharing"));
 }
 
-int run_node(int argc, char** argv) {
+int run_node(int argc, char** argv, const node_hooks& hooks) {
   // Block the stop signals before any thread starts (spdlog's flusher, CAF's
   // workers), because threads inherit the mask. One thread of ours waits
   // for them with sigwait().
@@ -299,7 +301,7 @@ int run_node(int argc, char** argv) {
     caf::actor_system_config cfg;
     configure_actor_system(cfg, config);
     caf::actor_system system{cfg};
-    auto root = system.spawn(supervisor, node_children(context), restart_policy{});
+    auto root = system.spawn(supervisor, node_children(context, hooks), restart_policy{});
     std::atomic<bool> node_stopped{false};
     std::thread signal_waiter([&node_stopped, root, stop_signals, lg] {
       int signal_number = 0;

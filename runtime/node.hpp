@@ -3,7 +3,10 @@
 // supervisor with the node's actors.
 #pragma once
 
+#include <functional>
 #include <string>
+
+#include "caf/actor.hpp"
 
 #include "caf/fwd.hpp"
 
@@ -20,8 +23,15 @@ enum exit_code : int {
   exit_bad_config = 2,
 };
 
+/// Replacements for a node's actors. Only test programs set them (see
+/// tests/tools/rogue_primary.cpp); mailclusterd runs with the defaults.
+struct node_hooks {
+  /// Spawns the primary's replication actor instead of the real one.
+  std::function<caf::actor(caf::actor_system&, node_context_ptr)> primary_replication;
+};
+
 /// Runs mailclusterd until SIGINT or SIGTERM; returns the exit code.
-int run_node(int argc, char** argv);
+int run_node(int argc, char** argv, const node_hooks& hooks = {});
 
 /// Applies the settings that CAF needs (TLS files, middleman heartbeats) and
 /// registers every message type.

@@ -680,7 +680,9 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
       }
       if (!st.job)
         start_job(self);
-      else
+      // The primary shows this node's state from reports, also when there
+      // was nothing to fetch (for example after the primary restarted).
+      if (!st.job)
         report(self);
     },
     [=](dirty_atom, std::vector<std::string>& paths) {

@@ -1,6 +1,7 @@
 #include "actors/primary_replication.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -85,8 +86,8 @@ void save_generation(self_ptr self) {
   auto& st = self->state;
   if (st.generation_fd < 0) {
     // The first write creates the file and its folder entry durably.
-    if (auto error = write_file_durably(generation_file(*st.context),
-                                        std::to_string(st.generation) + "\n");
+    if (auto error =
+          write_file_durably(generation_file(*st.context), std::to_string(st.generation) + "\n");
         !error.empty()) {
       logger()->error("cannot save the replication generation: {}", error);
       return;
@@ -112,8 +113,13 @@ void save_list(self_ptr self) {
   auto& st = self->state;
   st.list_dirty = false;
   st.last_list_save_ms = steady_ms();
-  if (auto error = save_file_list(list_file(*st.context), st.generation, st.files); !error.empty())
-    logger()->error("cannot save the replication file list: {}", error);
+  if (st.saver.joinable())
+    st.saver.join();
+  st.saver =
+    std::thread([file = list_file(*st.context), generation = st.generation, files = st.files] {
+      if (auto error = save_file_list(file, generation, files); !error.empty())
+        logger()->error("cannot save the replication file list: {}", error);
+    });
 }
 
 // Makes `files` the current list under a new generation: persists the
@@ -158,18 +164,37 @@ void publish(self_ptr self, file_list files, int64_t started_ms) {
     }
     replica.signalled = st.generation;
   }
-  // Saving 10,000 entries takes milliseconds, so it waits for the tick
-  // instead of delaying the secondaries' fetches.
-  st.list_dirty = true;
+  // Saving 10,000 entries takes milliseconds, so a thread does it while
+  // this actor serves the secondaries' fetches.
+  save_list(self);
 }
 
 // Rebuilds the list for `dirty` paths ("" = everything) and publishes a new
 // generation if the content changed.
-void rebuild(self_ptr self, const std::vector<std::string>& dirty) {
+void rebuild(self_ptr self, const std::vector<std::string>& dirty, bool rehash = false) {
   auto& st = self->state;
   auto started = steady_ms();
+  // A missing root (moved away while another folder is swapped in) must
+  // not read as "every file deleted".
+  struct stat info {};
+  if (::stat(st.root.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    if (st.logged_errors.insert("root").second)
+      logger()->error("configuration directory {} is missing; replication waits until it is back",
+                      st.root);
+    return;
+  }
+  st.logged_errors.erase("root");
   auto files = st.files;
-  auto errors = rescan_paths(st.root, st.rules, files, dirty);
+  std::vector<std::string> errors;
+  if (rehash) {
+    // Reads every file again: an edit that kept size and modification
+    // time is invisible to the stat-based check.
+    auto scan = scan_tree(st.root, st.rules);
+    files = std::move(scan.files);
+    errors = std::move(scan.errors);
+  } else {
+    errors = rescan_paths(st.root, st.rules, files, dirty);
+  }
   log_scan_errors(self, errors);
   if (same_content(files, st.files)) {
     // Only modification times changed, or nothing: keep the generation,
@@ -309,6 +334,10 @@ admin_result config_command(self_ptr self, const admin_command& command) {
   }
   if (verb == "config-put" && command.args.size() == 2) {
     auto& content = command.args[1];
+    if (content.size() > max_admin_file_size)
+      return {1, "content of " + std::to_string(content.size()) + " bytes is more than the " +
+                   std::to_string(max_admin_file_size) +
+                   " that config put transfers; copy the file into " + st.root + " directly"};
     uint32_t mode = 0644;
     if (auto i = st.index.find(path); i != st.index.end())
       mode = st.files[i->second].mode;
@@ -359,6 +388,8 @@ void add_replica(self_ptr self, const service_peer& peer) {
 
 primary_replication_state::~primary_replication_state() {
   watcher.reset();
+  if (saver.joinable())
+    saver.join();
   if (list_dirty && context)
     save_file_list(list_file(*context), generation, files);
   if (generation_fd >= 0)
@@ -378,6 +409,9 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       self->quit(caf::make_error(caf::sec::runtime_error, error));
       return {};
     }
+  if (auto removed = remove_temporary_files(st.root); removed > 0)
+    logger()->info("removed {} temporary files that an interrupted transfer left in {}", removed,
+                   st.root);
   load_and_scan(self);
   // A weak handle: the watcher lives in this actor's state, and a strong
   // one would keep the actor alive forever.
@@ -417,12 +451,12 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
     [=](tick_atom) {
       auto& st = self->state;
       auto now = steady_ms();
-      if (st.list_dirty && now - st.last_list_save_ms >= 1000)
+      if (st.list_dirty)
         save_list(self);
       if (now < st.next_rescan_ms)
         return;
       st.next_rescan_ms = now + st.context->config.rescan_interval.count();
-      rebuild(self, {std::string{}});
+      rebuild(self, {std::string{}}, true);
     },
     [=](const service_peer& peer) { add_replica(self, peer); },
     [=](const full_list_request& request) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "caf/actor.hpp"
@@ -54,6 +55,9 @@ struct primary_replication_state {
   /// The saved file list is older than `files`; saved by the tick.
   bool list_dirty = false;
   int64_t last_list_save_ms = 0;
+  /// Writes the file list in the background, so that a saved list trails
+  /// the generation by milliseconds without delaying fetches.
+  std::thread saver;
   /// Open descriptor of <state-dir>/replication/generation.
   int generation_fd = -1;
   static inline const char* name = "primary_replication";

@@ -148,9 +148,19 @@ void say_hello(self_ptr self) {
 
 void refresh_local(self_ptr self) {
   auto& st = self->state;
-  if (st.dirty.empty())
+  if (st.dirty.empty() && !st.rehash)
     return;
-  auto errors = rescan_paths(st.root, st.rules, st.local, st.dirty);
+  std::vector<std::string> errors;
+  if (st.rehash) {
+    // Reads every file again: a local edit that kept size and modification
+    // time is invisible to the stat-based check.
+    st.rehash = false;
+    auto scan = scan_tree(st.root, st.rules);
+    st.local = std::move(scan.files);
+    errors = std::move(scan.errors);
+  } else {
+    errors = rescan_paths(st.root, st.rules, st.local, st.dirty);
+  }
   st.dirty.clear();
   for (auto& error : errors)
     logger()->warn("cannot read a local file of the configuration directory: {}", error);
@@ -276,12 +286,12 @@ void complete_job(self_ptr self) {
     st.applied_generation = generation;
     logger()->info("Replication Job Completed: generation={} files={} bytes={} deleted={} "
                    "modes={} ms={}",
-                   generation, job.files_done, job.bytes_done, removed.size(),
+                   generation, job.files_done, job.bytes_done, job.removed + removed.size(),
                    diff.change_mode.size(), elapsed);
   } else {
-    logger()->warn("Replication job for generation {} ended with {} files not updated (changed on "
-                   "the primary during the transfer, or unreadable there); trying again",
-                   generation, job.failed);
+    logger()->warn("Replication job for generation {} ended with {} files not updated (see the "
+                   "warnings above); trying again in {} s",
+                   generation, job.failed, retry_delay.count());
   }
   st.job.reset();
   report(self);
@@ -321,7 +331,21 @@ void on_reply(self_ptr self, uint64_t job_id, const std::vector<fetch_item>& ite
     }
     if (item.offset == 0) {
       st.writer->cancel_current();
-      if (auto error = st.writer->begin(item.path, entry->mode); !error.empty()) {
+      auto error = st.writer->begin(item.path, entry->mode);
+      for (auto& [path, was_link] : st.writer->take_replaced()) {
+        if (was_link) {
+          // The path would have left the managed directory through the link.
+          ++st.unsafe_refused;
+          logger()->warn("'{}' on this secondary is a symbolic link where the primary {} has a "
+                         "folder: nothing is written through it, and the link is replaced by a "
+                         "folder",
+                         path, st.primary_node);
+        } else {
+          logger()->warn("local file '{}' on this secondary is replaced by the primary's folder",
+                         path);
+        }
+      }
+      if (!error.empty()) {
         if (error.find("No space") != std::string::npos) {
           write_failed(self, error);
           return;
@@ -477,6 +501,22 @@ void start_job(self_ptr self) {
   }
   if (!st.writer)
     st.writer = std::make_unique<batch_writer>(st.root);
+  // Deletions go first: a folder the primary replaced by a file of the same
+  // name must be gone before that file can be renamed into place.
+  std::set<std::string> removed;
+  for (auto& path : diff.remove) {
+    if (auto error = st.writer->remove(path); !error.empty()) {
+      logger()->warn("{}", error);
+      continue;
+    }
+    removed.insert(path);
+  }
+  if (!removed.empty()) {
+    if (auto error = st.writer->sync(); !error.empty())
+      logger()->warn("{}", error);
+    drop_entries(st.local, removed);
+    job.removed = removed.size();
+  }
   report(self);
   pump(self);
 }
@@ -582,7 +622,7 @@ void on_tick(self_ptr self) {
   }
   if (now >= st.next_rescan_ms) {
     st.next_rescan_ms = now + st.context->config.rescan_interval.count();
-    st.dirty.push_back(std::string{});
+    st.rehash = true;
     if (!st.job)
       start_job(self);
   }
@@ -613,6 +653,9 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
       self->quit(caf::make_error(caf::sec::runtime_error, error));
       return {};
     }
+  if (auto removed = remove_temporary_files(st.root); removed > 0)
+    logger()->info("removed {} temporary files that an interrupted transfer left in {}", removed,
+                   st.root);
   if (auto error = load_file_list(applied_file(*context), st.applied_generation, st.applied);
       !error.empty())
     logger()->warn("{}", error);

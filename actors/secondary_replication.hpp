@@ -50,6 +50,8 @@ struct replication_job {
   /// Files that failed (changed on the primary meanwhile, unreadable);
   /// the job then does not count as applied.
   uint64_t failed = 0;
+  /// Local files deleted before the fetch.
+  uint64_t removed = 0;
   int64_t started_ms = 0;
   int64_t last_progress_ms = 0;
   int64_t last_report_ms = 0;
@@ -75,6 +77,8 @@ struct secondary_replication_state {
   std::unique_ptr<replication_job> job;
   /// Changed paths reported by the watcher and not yet rescanned.
   std::vector<std::string> dirty;
+  /// The next refresh reads every file again (the periodic rescan).
+  bool rehash = false;
   uint64_t unsafe_refused = 0;
   int64_t last_job_ms = -1;
   std::string error;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <openssl/evp.h>
 
@@ -73,6 +74,16 @@ std::string batch_writer::open_parent(const std::string& relative, int& dir_fd, 
     auto component = parent.substr(start, end - start);
     auto flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
     int next = ::openat(fd, component.c_str(), flags);
+    if (next < 0 && (errno == ELOOP || errno == ENOTDIR) && create) {
+      // A symbolic link or a file where the tree needs a folder: remove it
+      // (never its target) and create the folder.
+      struct stat info {};
+      bool link =
+        ::fstatat(fd, component.c_str(), &info, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(info.st_mode);
+      if (::unlinkat(fd, component.c_str(), 0) == 0)
+        replaced_.emplace_back(parent.substr(0, end), link);
+      errno = ENOENT;
+    }
     if (next < 0 && errno == ENOENT && create) {
       if (::mkdirat(fd, component.c_str(), 0755) != 0 && errno != EEXIST)
         return "cannot create directory '" + parent.substr(0, end) + "': " + errno_text();
@@ -295,6 +306,10 @@ std::string batch_writer::set_mode(const std::string& relative, uint32_t mode) {
   if (fd >= 0)
     ::close(fd);
   return error;
+}
+
+std::vector<std::pair<std::string, bool>> batch_writer::take_replaced() {
+  return std::exchange(replaced_, {});
 }
 
 std::string batch_writer::sync() {

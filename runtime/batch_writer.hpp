@@ -10,7 +10,7 @@
 //
 // Paths come from peers, so every directory below the root is opened with
 // O_NOFOLLOW: a symbolic link planted in the tree cannot redirect a write
-// outside it.
+// outside it. begin() replaces such a link (or a file) by a folder.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +67,11 @@ public:
   /// before a failure stay renamed, the rest are removed.
   std::string commit();
 
+  /// Returns and forgets the paths where begin() found a symbolic link
+  /// (true) or a file (false) in place of a folder and replaced it by a
+  /// folder. Nothing is ever written through such a link.
+  std::vector<std::pair<std::string, bool>> take_replaced();
+
   /// Makes removals and mode changes durable (one syncfs). Returns "" or
   /// the reason.
   std::string sync();
@@ -103,6 +108,7 @@ private:
   /// Open folders by relative path ("" = root), kept until commit() or
   /// abort() so that files of one folder share one descriptor.
   std::map<std::string, int> folders_;
+  std::vector<std::pair<std::string, bool>> replaced_;
 
   std::string root_;
   int root_fd_ = -1;

@@ -252,6 +252,24 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
   return errors;
 }
 
+size_t remove_temporary_files(const std::string& root) {
+  size_t removed = 0;
+  boost::system::error_code ec;
+  fs::recursive_directory_iterator i(fs::path(root), ec), end;
+  for (; !ec && i != end; i.increment(ec)) {
+    auto name = i->path().filename().string();
+    if (name.rfind(temporary_prefix, 0) != 0)
+      continue;
+    if (i->symlink_status(ec).type() == fs::directory_file) {
+      i.disable_recursion_pending();
+      continue;
+    }
+    if (::unlink(i->path().c_str()) == 0)
+      ++removed;
+  }
+  return removed;
+}
+
 uint64_t total_bytes(const file_list& list) {
   uint64_t bytes = 0;
   for (auto& entry : list)

@@ -70,6 +70,11 @@ bool is_excluded(const exclusion_rules& rules, const std::string& root,
 std::vector<std::string> rescan_paths(const std::string& root, const exclusion_rules& rules,
                                       file_list& list, const std::vector<std::string>& dirty);
 
+/// Removes the temporary files (".mc-tmp.*") that a batch left behind when
+/// its process was killed. Does not follow symbolic links. Returns how many
+/// were removed.
+size_t remove_temporary_files(const std::string& root);
+
 /// Total size of the files in `list`.
 uint64_t total_bytes(const file_list& list);
 

@@ -31,6 +31,11 @@ exclusion_rules node_exclusions(const node_config& config) {
   };
   if (inside(config.state_dir))
     rules.absolute.push_back(config.state_dir);
+  // The node's own role config and TLS files, when they live there: a
+  // secondary that took the primary's would run as the primary.
+  for (auto& own : {config.file, config.certificate, config.key, config.cafile})
+    if (inside(own))
+      rules.absolute.push_back(own);
   auto log_dir = fs::path(config.log_file).parent_path().string();
   if (inside(log_dir))
     rules.absolute.push_back(log_dir);

@@ -40,7 +40,19 @@ struct tree_watcher::impl {
   std::string error;
   std::atomic<size_t> unwatched{0};
   std::map<int, std::string> folders;
+  /// The root itself was moved or deleted (an administrator swapped in
+  /// another folder): every watch is renewed once the root exists again.
+  bool root_gone = false;
   std::thread thread;
+
+  void rewatch_root(std::set<std::string>& dirty) {
+    for (auto& [wd, path] : folders)
+      ::inotify_rm_watch(inotify_fd, wd);
+    folders.clear();
+    watch_tree("");
+    root_gone = folders.empty();
+    dirty.insert("");
+  }
 
   // Watches `relative` and every folder below it.
   void watch_tree(const std::string& relative) {
@@ -77,7 +89,9 @@ struct tree_watcher::impl {
     auto cap = std::max<std::chrono::milliseconds>(10 * debounce, std::chrono::milliseconds{100});
     alignas(inotify_event) char buffer[64 * 1024];
     for (;;) {
-      int timeout = -1;
+      int timeout = root_gone ? 100 : -1;
+      if (root_gone)
+        rewatch_root(dirty);
       if (!dirty.empty()) {
         auto now = clock::now();
         auto due = std::min(last + debounce, first + cap);
@@ -103,6 +117,8 @@ struct tree_watcher::impl {
           last = now;
           handle(*event, dirty);
         }
+        if (root_gone)
+          rewatch_root(dirty);
       }
       if (!dirty.empty()) {
         auto now = clock::now();
@@ -127,6 +143,8 @@ struct tree_watcher::impl {
       return;
     }
     if (event.mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
+      if (folder->second.empty())
+        root_gone = true;
       dirty.insert(folder->second);
       return;
     }

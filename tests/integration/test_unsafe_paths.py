@@ -5,7 +5,8 @@ runtime with a replication actor that lists "../escape.txt", an absolute
 path, "a/../../up.txt", a name with a NUL byte, a 300-byte name, a file in
 the shared folder Users, an entry with a malformed hash, and
 "link/inside.txt", where mx2 has a symbolic link "link" to a folder outside
-its configuration directory. Only good.txt may be written."""
+its configuration directory. Only good.txt may be written, and the link is
+replaced by a real folder without anything written through it."""
 
 import os
 import unittest
@@ -67,6 +68,7 @@ class UnsafePathsTest(harness.ClusterTestCase):
                 self.assertNotEqual(handle.read(), BAD_CONTENT, cluster.explain(f"{absolute} was written"))
         names = sorted(entry.name for entry in config_dir.iterdir())
         self.assertEqual(names, ["good.txt", "link"], cluster.explain(f"mx2's configuration directory holds {names}"))
+        self.assertFalse((config_dir / "link").is_symlink(), cluster.explain("the link is left in place"))
         self.assertTrue(cluster.is_running("mx2"), cluster.explain("mx2 stopped on peer input"))
 
 

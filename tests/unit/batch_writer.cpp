@@ -154,15 +154,34 @@ CAF_TEST(unsafe path is rejected) {
   CAF_CHECK(!fs::exists(root.parent_path() / "escape"));
 }
 
-CAF_TEST(symlinked directory is not followed) {
+CAF_TEST(symlinked directory is replaced not followed) {
   auto outside = root / "outside";
   fs::create_directories(root / "tree");
   fs::create_directories(outside);
   fs::create_symlink(outside, root / "tree" / "link");
   batch_writer writer((root / "tree").string());
-  auto error = writer.begin("link/x", 0644);
-  CAF_CHECK(error.find("symbolic link") != std::string::npos);
+  CAF_REQUIRE_EQUAL(write_one(writer, "link/x", "inside"), "");
+  CAF_REQUIRE_EQUAL(writer.commit(), "");
   CAF_CHECK_EQUAL(entries_in(outside), 0u);
+  CAF_CHECK(!fs::is_symlink(root / "tree" / "link"));
+  CAF_CHECK_EQUAL(read("tree/link/x"), "inside");
+  auto replaced = writer.take_replaced();
+  CAF_REQUIRE_EQUAL(replaced.size(), 1u);
+  CAF_CHECK_EQUAL(replaced[0].first, "link");
+  CAF_CHECK(replaced[0].second);
+  CAF_CHECK(writer.take_replaced().empty());
+}
+
+CAF_TEST(file in the way of a folder is replaced) {
+  fs::create_directories(root / "tree");
+  std::ofstream((root / "tree" / "conf.d").string()) << "a file";
+  batch_writer writer((root / "tree").string());
+  CAF_REQUIRE_EQUAL(write_one(writer, "conf.d/x", "inside"), "");
+  CAF_REQUIRE_EQUAL(writer.commit(), "");
+  CAF_CHECK_EQUAL(read("tree/conf.d/x"), "inside");
+  auto replaced = writer.take_replaced();
+  CAF_REQUIRE_EQUAL(replaced.size(), 1u);
+  CAF_CHECK(!replaced[0].second);
 }
 
 CAF_TEST(symlinked target is replaced not followed) {

@@ -171,7 +171,7 @@ void publish(self_ptr self, file_list files, int64_t started_ms) {
 
 // Rebuilds the list for `dirty` paths ("" = everything) and publishes a new
 // generation if the content changed.
-void rebuild(self_ptr self, const std::vector<std::string>& dirty, bool rehash = false) {
+void rebuild(self_ptr self, const std::vector<std::string>& dirty) {
   auto& st = self->state;
   auto started = steady_ms();
   // A missing root (moved away while another folder is swapped in) must
@@ -185,16 +185,7 @@ void rebuild(self_ptr self, const std::vector<std::string>& dirty, bool rehash =
   }
   st.logged_errors.erase("root");
   auto files = st.files;
-  std::vector<std::string> errors;
-  if (rehash) {
-    // Reads every file again: an edit that kept size and modification
-    // time is invisible to the stat-based check.
-    auto scan = scan_tree(st.root, st.rules);
-    files = std::move(scan.files);
-    errors = std::move(scan.errors);
-  } else {
-    errors = rescan_paths(st.root, st.rules, files, dirty);
-  }
+  auto errors = rescan_paths(st.root, st.rules, files, dirty);
   log_scan_errors(self, errors);
   if (same_content(files, st.files)) {
     // Only modification times changed, or nothing: keep the generation,
@@ -204,6 +195,22 @@ void rebuild(self_ptr self, const std::vector<std::string>& dirty, bool rehash =
     return;
   }
   publish(self, std::move(files), started);
+}
+
+// Reads a slice of the files again on each tick, so that over one rescan
+// interval every file is read: an edit that kept size and modification
+// time is invisible to the stat-based checks.
+void rehash_some(self_ptr self) {
+  auto& st = self->state;
+  auto interval = std::max<int64_t>(st.context->config.rescan_interval.count(), 1);
+  auto count = (st.files.size() * tick_interval.count() + interval - 1) / interval;
+  auto changed = rehash_slice(st.root, st.files, st.rehash_cursor, count);
+  if (changed.empty())
+    return;
+  for (auto& path : changed)
+    if (auto i = st.index.find(path); i != st.index.end())
+      st.files[i->second].sha256.clear();
+  rebuild(self, changed);
 }
 
 void load_and_scan(self_ptr self) {
@@ -453,10 +460,11 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       auto now = steady_ms();
       if (st.list_dirty)
         save_list(self);
+      rehash_some(self);
       if (now < st.next_rescan_ms)
         return;
       st.next_rescan_ms = now + st.context->config.rescan_interval.count();
-      rebuild(self, {std::string{}}, true);
+      rebuild(self, {std::string{}});
     },
     [=](const service_peer& peer) { add_replica(self, peer); },
     [=](const full_list_request& request) {

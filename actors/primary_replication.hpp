@@ -54,6 +54,8 @@ struct primary_replication_state {
   int64_t next_rescan_ms = 0;
   /// The saved file list is older than `files`; saved by the tick.
   bool list_dirty = false;
+  /// Next index of `files` that the rolling rehash reads.
+  size_t rehash_cursor = 0;
   int64_t last_list_save_ms = 0;
   /// Writes the file list in the background, so that a saved list trails
   /// the generation by milliseconds without delaying fetches.

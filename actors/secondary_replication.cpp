@@ -148,19 +148,9 @@ void say_hello(self_ptr self) {
 
 void refresh_local(self_ptr self) {
   auto& st = self->state;
-  if (st.dirty.empty() && !st.rehash)
+  if (st.dirty.empty())
     return;
-  std::vector<std::string> errors;
-  if (st.rehash) {
-    // Reads every file again: a local edit that kept size and modification
-    // time is invisible to the stat-based check.
-    st.rehash = false;
-    auto scan = scan_tree(st.root, st.rules);
-    st.local = std::move(scan.files);
-    errors = std::move(scan.errors);
-  } else {
-    errors = rescan_paths(st.root, st.rules, st.local, st.dirty);
-  }
+  auto errors = rescan_paths(st.root, st.rules, st.local, st.dirty);
   st.dirty.clear();
   for (auto& error : errors)
     logger()->warn("cannot read a local file of the configuration directory: {}", error);
@@ -605,6 +595,21 @@ void config_command(self_ptr self, const admin_command& command, admin_result& r
 void on_tick(self_ptr self) {
   auto& st = self->state;
   auto now = steady_ms();
+  if (!st.job) {
+    // A slice of the local files is read again on each tick; see
+    // rehash_slice().
+    auto interval = std::max<int64_t>(st.context->config.rescan_interval.count(), 1);
+    auto count = (st.local.size() * tick_interval.count() + interval - 1) / interval;
+    auto changed = rehash_slice(st.root, st.local, st.rehash_cursor, count);
+    if (!changed.empty()) {
+      std::set<std::string> paths(changed.begin(), changed.end());
+      for (auto& entry : st.local)
+        if (paths.count(entry.path))
+          entry.sha256.clear();
+      st.dirty.insert(st.dirty.end(), changed.begin(), changed.end());
+      start_job(self);
+    }
+  }
   if (st.applied_dirty && now - st.last_applied_save_ms >= 1000) {
     st.applied_dirty = false;
     st.last_applied_save_ms = now;
@@ -622,7 +627,7 @@ void on_tick(self_ptr self) {
   }
   if (now >= st.next_rescan_ms) {
     st.next_rescan_ms = now + st.context->config.rescan_interval.count();
-    st.rehash = true;
+    st.dirty.push_back(std::string{});
     if (!st.job)
       start_job(self);
   }

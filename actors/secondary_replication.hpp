@@ -77,8 +77,8 @@ struct secondary_replication_state {
   std::unique_ptr<replication_job> job;
   /// Changed paths reported by the watcher and not yet rescanned.
   std::vector<std::string> dirty;
-  /// The next refresh reads every file again (the periodic rescan).
-  bool rehash = false;
+  /// Next index of `local` that the rolling rehash reads.
+  size_t rehash_cursor = 0;
   uint64_t unsafe_refused = 0;
   int64_t last_job_ms = -1;
   std::string error;

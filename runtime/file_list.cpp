@@ -252,6 +252,21 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
   return errors;
 }
 
+std::vector<std::string> rehash_slice(const std::string& root, const file_list& list,
+                                      size_t& cursor, size_t count) {
+  std::vector<std::string> changed;
+  for (size_t i = 0; i < count && !list.empty(); ++i) {
+    if (cursor >= list.size())
+      cursor = 0;
+    auto& entry = list[cursor++];
+    std::string hex;
+    // A file that cannot be read now is left to the next stat-based rescan.
+    if (hash_file((fs::path(root) / entry.path).string(), hex).empty() && hex != entry.sha256)
+      changed.push_back(entry.path);
+  }
+  return changed;
+}
+
 size_t remove_temporary_files(const std::string& root) {
   size_t removed = 0;
   boost::system::error_code ec;

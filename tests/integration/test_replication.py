@@ -517,6 +517,47 @@ class SymlinkedFolderTest(ReplicationTestCase):
         self.assertFalse(os.path.islink(cluster.config_dir("mx2") / "conf.d"), cluster.explain("link is left", ["mx2"]))
 
 
+class HiddenEditTest(ReplicationTestCase):
+    """Edits that keep a file's size and modification time, which the
+    stat-based checks cannot see, are found by the rolling rehash within
+    one rescan interval."""
+
+    def start_with_short_rescan(self):
+        def prepare(cluster):
+            for node in cluster.node_names():
+                cluster.set_option(node, "replication", "rescan-interval", "2s")
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        return cluster
+
+    @staticmethod
+    def rewrite_keeping_stat(path: Path, content: bytes) -> None:
+        before = os.stat(path)
+        assert len(content) == before.st_size
+        path.write_bytes(content)
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def test_hidden_edit_on_primary(self):
+        cluster = self.start_with_short_rescan()
+        edited_at = time.monotonic()
+        self.rewrite_keeping_stat(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = pop3\n")
+        self.wait_for_convergence(cluster, limit_s=10, since=edited_at)
+        for node in SECONDARIES:
+            content = (cluster.config_dir(node) / "dovecot.conf").read_bytes()
+            self.assertEqual(content, b"protocols = pop3\n", cluster.explain(f"{node} holds {content!r}", [node]))
+
+    def test_hidden_edit_on_secondary(self):
+        cluster = self.start_with_short_rescan()
+        path = cluster.config_dir("mx2") / "dovecot.conf"
+        edited_at = time.monotonic()
+        self.rewrite_keeping_stat(path, b"protocols = pop3\n")
+        cluster.wait_for("mx2's hidden edit overwritten", lambda: path.read_bytes() == b"protocols = imap\n", 10,
+                         since=edited_at, nodes=["mx2"])
+        cluster.wait_for_log("mx2", r"local change to 'dovecot\.conf'", 5, since=edited_at)
+
+
 class LeftoverTemporaryFilesTest(ReplicationTestCase):
     # A secondary killed in the middle of a transfer leaves .mc-tmp.* files
     # behind; the next start removes them. This test places such a file

@@ -56,6 +56,8 @@ struct primary_replication_state {
   bool list_dirty = false;
   /// Next index of `files` that the rolling rehash reads.
   size_t rehash_cursor = 0;
+  /// Bytes the rolling rehash may read before the next tick's share.
+  uint64_t rehash_credit = 0;
   int64_t last_list_save_ms = 0;
   /// Writes the file list in the background, so that a saved list trails
   /// the generation by milliseconds without delaying fetches.

@@ -45,6 +45,15 @@ auto logger() {
   return log::get(log::replication);
 }
 
+// Adds one tick's share of the tree's bytes to the rolling rehash's
+// credit, so that every byte is read once per rescan interval (4 KiB per
+// file at least). The credit is capped at one interval's worth.
+void credit_rehash(uint64_t& credit, uint64_t tree_bytes, int64_t interval_ms) {
+  auto per_tick =
+    tree_bytes * static_cast<uint64_t>(tick_interval.count()) / static_cast<uint64_t>(interval_ms);
+  credit = std::min(credit + std::max<uint64_t>(per_tick, 64 * 1024), tree_bytes + 64 * 1024);
+}
+
 int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::steady_clock::now().time_since_epoch())
@@ -599,8 +608,8 @@ void on_tick(self_ptr self) {
     // A slice of the local files is read again on each tick; see
     // rehash_slice().
     auto interval = std::max<int64_t>(st.context->config.rescan_interval.count(), 1);
-    auto count = (st.local.size() * tick_interval.count() + interval - 1) / interval;
-    auto changed = rehash_slice(st.root, st.local, st.rehash_cursor, count);
+    credit_rehash(st.rehash_credit, total_bytes(st.local), interval);
+    auto changed = rehash_slice(st.root, st.local, st.rehash_cursor, st.rehash_credit);
     if (!changed.empty()) {
       std::set<std::string> paths(changed.begin(), changed.end());
       for (auto& entry : st.local)

@@ -79,6 +79,8 @@ struct secondary_replication_state {
   std::vector<std::string> dirty;
   /// Next index of `local` that the rolling rehash reads.
   size_t rehash_cursor = 0;
+  /// Bytes the rolling rehash may read before the next tick's share.
+  uint64_t rehash_credit = 0;
   uint64_t unsafe_refused = 0;
   int64_t last_job_ms = -1;
   std::string error;

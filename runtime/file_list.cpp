@@ -253,12 +253,20 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
 }
 
 std::vector<std::string> rehash_slice(const std::string& root, const file_list& list,
-                                      size_t& cursor, size_t count) {
+                                      size_t& cursor, uint64_t& credit) {
   std::vector<std::string> changed;
-  for (size_t i = 0; i < count && !list.empty(); ++i) {
+  // Each file costs at least one block, so that empty files also use up
+  // credit and one call never walks the whole list.
+  constexpr uint64_t min_cost = 4096;
+  for (size_t visited = 0; visited < list.size(); ++visited) {
     if (cursor >= list.size())
       cursor = 0;
-    auto& entry = list[cursor++];
+    auto& entry = list[cursor];
+    auto cost = std::max(entry.size, min_cost);
+    if (cost > credit)
+      break;
+    credit -= cost;
+    ++cursor;
     std::string hex;
     // A file that cannot be read now is left to the next stat-based rescan.
     if (hash_file((fs::path(root) / entry.path).string(), hex).empty() && hex != entry.sha256)

@@ -75,13 +75,16 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
 /// were removed.
 size_t remove_temporary_files(const std::string& root);
 
-/// Reads up to `count` files of `list` from index `cursor` on (wrapping at
-/// the end), advances `cursor`, and returns the paths whose content no
+/// Reads files of `list` from index `cursor` on (wrapping at the end)
+/// while their sizes fit in `credit` bytes, takes their sizes from
+/// `credit` and advances `cursor`. Returns the paths whose content no
 /// longer matches their SHA-256 although size and modification time do.
-/// Spread over the rescan interval, this finds such edits without reading
-/// the whole tree at once.
+/// Called on every tick with credit added in proportion to the tree's
+/// size, this reads every file once per rescan interval without reading
+/// the whole tree at once; a file larger than one tick's credit waits until
+/// enough credit has built up.
 std::vector<std::string> rehash_slice(const std::string& root, const file_list& list,
-                                      size_t& cursor, size_t count);
+                                      size_t& cursor, uint64_t& credit);
 
 /// Total size of the files in `list`.
 uint64_t total_bytes(const file_list& list);

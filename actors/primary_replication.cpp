@@ -15,6 +15,7 @@
 #include "actors/ticker.hpp"
 #include "messages/admin.hpp"
 #include "messages/atoms.hpp"
+#include "messages/events.hpp"
 #include "runtime/actor_guard.hpp"
 #include "runtime/batch_writer.hpp"
 #include "runtime/logging.hpp"
@@ -444,6 +445,9 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
     logger()->warn("{} folders of {} are not watched (inotify limit); changes there are found by "
                    "the periodic rescan; raise fs.inotify.max_user_watches",
                    n, st.root);
+  // A secondary that goes offline or is removed keeps its connection for a
+  // while; it must get no further signals until it says hello again.
+  self->join(membership_events(self->system()));
   self->set_down_handler([=](caf::down_msg& msg) {
     for (auto& [node, replica] : self->state.replicas)
       if (replica.handle.address() == msg.source) {
@@ -476,6 +480,14 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       rebuild(self, {std::string{}});
     },
     [=](const service_peer& peer) { add_replica(self, peer); },
+    [=](const peer_event_msg& event) {
+      auto i = self->state.replicas.find(event.node);
+      if (event.online || i == self->state.replicas.end() || !i->second.handle)
+        return;
+      self->demonitor(i->second.handle);
+      i->second.handle = caf::actor{};
+      i->second.status.state = "offline";
+    },
     [=](const full_list_request& request) {
       auto i = self->state.replicas.find(request.node);
       if (i == self->state.replicas.end() ||

@@ -1,15 +1,16 @@
 // Messages of configuration replication and of service discovery between
-// the primary and its secondaries. See docs/protocol.md, "Replication".
+// the primary and its secondaries. See docs/protocol.md, "Configuration
+// replication".
 //
 // Discovery: a service actor of a secondary (replication, mail relay) sends
 // service_hello to the primary's membership actor. The primary checks that
 // the sender sits on the connection of a joined member and hands the
 // sender's handle to its own service of that name as a service_peer.
 //
-// Replication: the primary sends replication_signal with its whole file
-// list to each secondary; the secondary pulls what differs with
-// fetch_request (a few in flight, each at most a bounded number of bytes),
-// writes, and sends replication_report after each step.
+// Replication: the primary sends each secondary a replication_signal with
+// its file list, whole or as the changes since the last one. The secondary
+// pulls what differs with fetch_requests (a few in flight, each of bounded
+// size), writes the files, and sends a replication_report after each step.
 #pragma once
 
 #include <cstdint>

@@ -1,12 +1,14 @@
 // Atomic, durable writes of a batch of files below one root directory.
 //
 // Each file is written to a temporary file in its target directory. When
-// the batch is committed, one syncfs() puts the data of every file on disk,
-// then each temporary file is renamed over its target, then a second
-// syncfs() makes the renames (the directory updates) durable. A reader sees
-// every file either wholly old or wholly new, and two sync barriers per
-// batch cost far less than one fsync per file and directory: on the 2-core
-// test VM 256 fdatasync calls took about 1 s, one syncfs about 20 ms.
+// the batch is committed, its data is synced, each temporary file is
+// renamed over its target, and the renames are synced. A reader therefore
+// sees every file either wholly old or wholly new.
+//
+// A large batch uses one syncfs() for each of the two steps. On the 2-core
+// test VM, 256 fdatasync calls took about 1 s and one syncfs about 20 ms.
+// A batch of at most small_batch files syncs its own files and folders
+// instead, because syncfs() also waits for other processes' dirty data.
 //
 // Paths come from peers, so every directory below the root is opened with
 // O_NOFOLLOW: a symbolic link planted in the tree cannot redirect a write

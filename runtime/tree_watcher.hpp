@@ -4,9 +4,9 @@
 // One save of many files makes one report: a report waits until no event
 // came for `debounce`, but never longer than 10 x debounce (at least 100
 // ms) after the first event. Folders created later are watched as they
-// appear. When the kernel's event queue overflows the report holds the
-// empty path, which means "rescan everything"; the periodic full rescan
-// of the replication actors covers anything else inotify misses.
+// appear. When the kernel's event queue overflows, the report contains the
+// empty path, which means "rescan everything". The periodic rescan of the
+// replication actors covers anything else inotify misses.
 #pragma once
 
 #include <chrono>

@@ -558,6 +558,24 @@ class HiddenEditTest(ReplicationTestCase):
         cluster.wait_for_log("mx2", r"local change to 'dovecot\.conf'", 5, since=edited_at)
 
 
+class RemovedServerTest(ReplicationTestCase):
+    def test_removed_server_gets_no_changes(self):
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        result = cluster.ctl(PRIMARY, "remove-server", "mx3")
+        self.assertEqual(result.returncode, 0, cluster.explain(f"remove-server: {result.stderr}"))
+        changed_at = time.monotonic()
+        write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = pop3\n")
+        self.wait_for_convergence(cluster, nodes=["mx2"], limit_s=CHANGE_LIMIT_S, since=changed_at)
+        # mx2 has the change; give mx3 the same time again to (wrongly) get it.
+        time.sleep(max(1.0, time.monotonic() - changed_at))
+        content = (cluster.config_dir("mx3") / "dovecot.conf").read_bytes()
+        self.assertEqual(content, b"protocols = imap\n", cluster.explain("removed mx3 still got the change", ["mx3"]))
+
+
 class LeftoverTemporaryFilesTest(ReplicationTestCase):
     # A secondary killed in the middle of a transfer leaves .mc-tmp.* files
     # behind; the next start removes them. This test places such a file

@@ -87,6 +87,8 @@ replication_signal make_signal(self_ptr self) {
   signal.generation = st.generation;
   signal.built_ms = st.built_ms;
   signal.files = st.files;
+  signal.exclude = st.context->config.exclude;
+  signal.exclude_suffix = st.context->config.exclude_suffix;
   return signal;
 }
 
@@ -159,6 +161,8 @@ void publish(self_ptr self, file_list files, int64_t started_ms) {
                  "bytes={} ms={}",
                  st.generation, st.files.size(), total_bytes(st.files), steady_ms() - started_ms);
   change.primary_node = st.context->config.node_name;
+  change.exclude = st.context->config.exclude;
+  change.exclude_suffix = st.context->config.exclude_suffix;
   change.generation = st.generation;
   change.built_ms = st.built_ms;
   std::optional<replication_signal> full;
@@ -197,6 +201,26 @@ void rebuild(self_ptr self, const std::vector<std::string>& dirty) {
   auto files = st.files;
   auto errors = rescan_paths(st.root, st.rules, files, dirty);
   log_scan_errors(self, errors);
+  if (st.paused_empty) {
+    if (files.empty())
+      return;
+    st.paused_empty = false;
+    logger()->info("configuration directory {} holds files again: replication resumes", st.root);
+    // Every secondary gets the whole list, none got anything while paused.
+    for (auto& [node, replica] : st.replicas)
+      replica.signalled = 0;
+    if (same_content(files, st.files)) {
+      st.files = std::move(files);
+      reindex(self);
+      auto signal = make_signal(self);
+      for (auto& [node, replica] : st.replicas)
+        if (replica.handle) {
+          self->send(replica.handle, signal);
+          replica.signalled = st.generation;
+        }
+      return;
+    }
+  }
   if (same_content(files, st.files)) {
     // Only modification times changed, or nothing: keep the generation,
     // but remember the new times so hashes are reused next time.
@@ -238,6 +262,19 @@ void load_and_scan(self_ptr self) {
   st.generation = std::max(saved_generation, generation_number);
   auto scan = scan_tree(st.root, st.rules, saved);
   log_scan_errors(self, scan.errors);
+  if (scan.files.empty() && !saved.empty()) {
+    // An empty folder where files were (an unmounted file system, a
+    // restored backup not yet copied back) must not delete every
+    // secondary's copy. Replication waits for files to appear.
+    st.paused_empty = true;
+    st.files = std::move(saved);
+    reindex(self);
+    logger()->error("configuration directory {} is empty, but it held {} files at generation {}: "
+                    "replication to the secondaries is paused until files appear; to empty the "
+                    "tree on purpose, delete the files while this node runs",
+                    st.root, st.files.size(), st.generation);
+    return;
+  }
   if (st.generation > 0 && same_content(scan.files, saved)) {
     st.files = std::move(scan.files);
     reindex(self);
@@ -370,8 +407,16 @@ admin_result config_command(self_ptr self, const admin_command& command) {
       return {1, "cannot write '" + path + "' in " + st.root + ": " + error};
     logger()->info("config put {}: {} bytes written through mailclusterctl", path, content.size());
   } else if (verb == "config-delete") {
-    if (st.index.count(path) == 0)
-      return {1, "'" + path + "' is not in the configuration directory " + st.root};
+    if (st.index.count(path) == 0) {
+      struct stat info {};
+      auto absolute = st.root + "/" + path;
+      if (::lstat(absolute.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
+        return {1, "'" + path +
+                     "' is a folder; config delete removes files only, so delete the "
+                     "files in it (the folder goes with the last one)"};
+      return {1, "'" + path + "' is not a file of the configuration directory " + st.root +
+                   "; see 'config list'"};
+    }
     batch_writer writer(st.root);
     if (auto error = writer.remove(path); !error.empty())
       return {1, error};
@@ -394,8 +439,15 @@ void add_replica(self_ptr self, const service_peer& peer) {
     self->demonitor(replica.handle);
   replica.handle = peer.handle;
   replica.status.state = "waiting";
-  replica.signalled = self->state.generation;
   self->monitor(peer.handle);
+  if (self->state.paused_empty) {
+    replica.signalled = 0;
+    logger()->warn("secondary {} is ready for replication, but the configuration directory is "
+                   "empty; it gets no list until files appear",
+                   peer.node);
+    return;
+  }
+  replica.signalled = self->state.generation;
   logger()->info("secondary {} ready for replication: sending generation {}", peer.node,
                  self->state.generation);
   self->send(peer.handle, make_signal(self));
@@ -488,6 +540,21 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       i->second.handle = caf::actor{};
       i->second.status.state = "offline";
     },
+    [=](const rehash_request& request) {
+      auto& st = self->state;
+      auto i = st.replicas.find(request.node);
+      if (i == st.replicas.end() ||
+          caf::actor_cast<caf::strong_actor_ptr>(i->second.handle) != self->current_sender())
+        return;
+      std::vector<std::string> paths;
+      for (auto& path : request.paths)
+        if (auto j = st.index.find(path); j != st.index.end() && paths.size() < 1000) {
+          st.files[j->second].sha256.clear();
+          paths.push_back(path);
+        }
+      if (!paths.empty())
+        rebuild(self, paths);
+    },
     [=](const full_list_request& request) {
       auto i = self->state.replicas.find(request.node);
       if (i == self->state.replicas.end() ||
@@ -519,7 +586,13 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       fill_status(self, status);
       return status;
     },
-    [=](const admin_command& command) { return config_command(self, command); },
+    [=](const admin_command& command) {
+      auto result = config_command(self, command);
+      if (result.exit_code != 0)
+        logger()->warn("{} {} rejected: {}", command.verb,
+                       command.args.empty() ? std::string{} : command.args[0], result.message);
+      return result;
+    },
   };
 }
 

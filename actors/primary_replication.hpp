@@ -54,6 +54,9 @@ struct primary_replication_state {
   int64_t next_rescan_ms = 0;
   /// The saved file list is older than `files`; saved by the tick.
   bool list_dirty = false;
+  /// The directory was empty at startup although the saved list was not;
+  /// nothing is signalled until files appear.
+  bool paused_empty = false;
   /// Next index of `files` that the rolling rehash reads.
   size_t rehash_cursor = 0;
   /// Bytes the rolling rehash may read before the next tick's share.

@@ -103,6 +103,13 @@ const file_entry* find_entry(const file_list& list, const std::string& path) {
   return i != list.end() && i->path == path ? &*i : nullptr;
 }
 
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (auto& name : names)
+    out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
 bool is_sha256_hex(const std::string& text) {
   return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -178,8 +185,10 @@ void stop_job(self_ptr self, bool keep_finished) {
   if (!st.job)
     return;
   st.writer->cancel_current();
-  if (keep_finished && st.writer->commit().empty())
+  if (keep_finished && st.writer->commit().empty()) {
+    merge_entries(st.applied, st.job->uncommitted);
     merge_entries(st.local, std::move(st.job->uncommitted));
+  }
   st.writer->abort();
   st.job.reset();
 }
@@ -210,6 +219,9 @@ bool commit(self_ptr self, bool force) {
     write_failed(self, error);
     return false;
   }
+  // What this node wrote from the primary is not a local change, even if
+  // the job does not finish.
+  merge_entries(st.applied, job.uncommitted);
   merge_entries(st.local, std::move(job.uncommitted));
   job.uncommitted.clear();
   job.uncommitted_bytes = 0;
@@ -273,8 +285,10 @@ void complete_job(self_ptr self) {
       if (auto error = st.writer->sync(); !error.empty())
         logger()->warn("{}", error);
   }
+  merge_entries(st.applied, changed);
   merge_entries(st.local, std::move(changed));
   drop_entries(st.local, removed);
+  drop_entries(st.applied, removed);
   auto elapsed = steady_ms() - job.started_ms;
   st.last_job_ms = elapsed;
   st.error.clear();
@@ -288,6 +302,8 @@ void complete_job(self_ptr self) {
                    generation, job.files_done, job.bytes_done, job.removed + removed.size(),
                    diff.change_mode.size(), elapsed);
   } else {
+    st.error = std::to_string(job.failed) + " files of generation " + std::to_string(generation) +
+               " not updated; see the cluster log";
     logger()->warn("Replication job for generation {} ended with {} files not updated (see the "
                    "warnings above); trying again in {} s",
                    generation, job.failed, retry_delay.count());
@@ -385,6 +401,9 @@ void on_reply(self_ptr self, uint64_t job_id, const std::vector<fetch_item>& ite
         logger()->warn("'{}' changed on the primary during the transfer ({}); the next generation "
                        "brings it",
                        item.path, error);
+        // The primary reads it again, in case the edit kept its size and
+        // modification time and so escaped its stat-based check.
+        self->send(st.primary, rehash_request{st.context->config.node_name, {item.path}});
         ++job.failed;
         continue;
       }
@@ -514,6 +533,7 @@ void start_job(self_ptr self) {
     if (auto error = st.writer->sync(); !error.empty())
       logger()->warn("{}", error);
     drop_entries(st.local, removed);
+    drop_entries(st.applied, removed);
     job.removed = removed.size();
   }
   report(self);
@@ -525,6 +545,19 @@ void start_job(self_ptr self) {
 // generation. Returns false if this node does not hold that generation.
 bool accept_signal(self_ptr self, replication_signal signal) {
   auto& st = self->state;
+  // The primary's own exclusions apply here too, so that this node's files
+  // below them are neither deleted nor reported as local changes.
+  auto rules = node_exclusions(st.context->config);
+  rules.top_level.insert(rules.top_level.end(), signal.exclude.begin(), signal.exclude.end());
+  rules.suffixes.insert(rules.suffixes.end(), signal.exclude_suffix.begin(),
+                        signal.exclude_suffix.end());
+  if (rules.top_level != st.rules.top_level || rules.suffixes != st.rules.suffixes) {
+    st.rules = std::move(rules);
+    st.dirty.push_back(std::string{});
+    logger()->info("exclusions from the primary {}: exclude='{}' exclude-suffix='{}'",
+                   signal.primary_node, join_names(signal.exclude),
+                   join_names(signal.exclude_suffix));
+  }
   if (signal.base_generation != 0 &&
       (!st.have_target || st.target.generation != signal.base_generation))
     return false;
@@ -598,7 +631,8 @@ void config_command(self_ptr self, const admin_command& command, admin_result& r
   result = {1, config.node_name +
                  " is a secondary: its configuration is read-only and is overwritten by the "
                  "primary's copy; run this command on the primary " +
-                 primary + " (" + to_string(*config.primary) + ")"};
+                 primary + " (cluster address " + to_string(*config.primary) +
+                 "), with mailclusterctl --config-file naming that node's role config"};
 }
 
 void on_tick(self_ptr self) {

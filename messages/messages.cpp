@@ -97,6 +97,7 @@ void register_message_types(caf::actor_system_config& config) {
   config.add_message_type<service_peers_request>("mc.service_peers_request");
   config.add_message_type<replication_signal>("mc.replication_signal");
   config.add_message_type<full_list_request>("mc.full_list_request");
+  config.add_message_type<rehash_request>("mc.rehash_request");
   config.add_message_type<fetch_item>("mc.fetch_item");
   config.add_message_type<std::vector<fetch_item>>("mc.fetch_item_list");
   config.add_message_type<fetch_request>("mc.fetch_request");

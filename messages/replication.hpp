@@ -79,12 +79,16 @@ struct replication_signal {
   uint64_t base_generation = 0;
   file_list files;
   std::vector<std::string> removed;
+  /// The primary's replication.exclude and replication.exclude-suffix: a
+  /// secondary leaves its own files there alone instead of deleting them.
+  std::vector<std::string> exclude;
+  std::vector<std::string> exclude_suffix;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replication_signal& x) {
   return f(caf::meta::type_name("replication_signal"), x.primary_node, x.generation, x.built_ms,
-           x.base_generation, x.files, x.removed);
+           x.base_generation, x.files, x.removed, x.exclude, x.exclude_suffix);
 }
 
 /// secondary -> primary replication: send the whole list (the secondary
@@ -96,6 +100,19 @@ struct full_list_request {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, full_list_request& x) {
   return f(caf::meta::type_name("full_list_request"), x.node);
+}
+
+/// secondary -> primary replication: these files did not match their
+/// listed SHA-256; read them again (an edit that kept size and
+/// modification time is invisible to the primary's stat-based check).
+struct rehash_request {
+  std::string node;
+  std::vector<std::string> paths;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rehash_request& x) {
+  return f(caf::meta::type_name("rehash_request"), x.node, x.paths);
 }
 
 /// One byte range of one file.

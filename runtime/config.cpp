@@ -613,6 +613,15 @@ private:
       if (config.config_dir == config.state_dir)
         fail_value(*option, "must differ from storage.state-dir; give the node's state its own "
                             "folder");
+      // On the primary the directory is the source of truth: a typo must not
+      // replicate an empty tree over every secondary.
+      if (config.role == node_role::primary && !fs::exists(config.config_dir, ec))
+        fail_value(*option, "names " + config.config_dir +
+                              ", which does not exist; on the primary this is the folder whose "
+                              "files every secondary copies, so fix the path or create it");
+      if (config.config_dir == "/")
+        fail_value(*option, "must not be the root folder; point it to the mail server's "
+                            "configuration folder");
     } else {
       config.config_dir = (fs::path{config.state_dir} / "config").string();
     }
@@ -632,6 +641,9 @@ private:
   // may contain spaces; surrounding spaces are dropped.
   std::vector<std::string> read_name_list(const entry& option, bool top_level) const {
     std::vector<std::string> names;
+    if (option.value.empty())
+      return names; // "" is the documented default: no names
+
     size_t start = 0;
     while (start <= option.value.size()) {
       auto comma = option.value.find(',', start);

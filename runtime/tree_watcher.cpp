@@ -150,6 +150,10 @@ struct tree_watcher::impl {
     }
     if (event.len == 0)
       return;
+    // A new file counts once it is closed after writing (IN_CLOSE_WRITE)
+    // or moved into place; at IN_CREATE it may be half written.
+    if ((event.mask & IN_CREATE) && !(event.mask & IN_ISDIR))
+      return;
     auto relative = join_path(folder->second, event.name);
     if (is_excluded(rules, root, relative))
       return;

@@ -576,6 +576,61 @@ class RemovedServerTest(ReplicationTestCase):
         self.assertEqual(content, b"protocols = imap\n", cluster.explain("removed mx3 still got the change", ["mx3"]))
 
 
+class EmptyPrimaryTest(ReplicationTestCase):
+    def test_empty_primary_dir_deletes_nothing(self):
+        """A primary that restarts with an empty configuration directory (an
+        unmounted file system) pauses instead of deleting every copy."""
+
+        def prepare(cluster):
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+            write_file(cluster.config_dir(PRIMARY) / "conf.d/10-auth.conf", b"auth = plain\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        cluster.terminate(PRIMARY, timeout_s=10)
+        aside = cluster.root / "aside"
+        shutil.move(str(cluster.config_dir(PRIMARY)), str(aside))
+        cluster.config_dir(PRIMARY).mkdir()
+        mark = cluster.log_mark(PRIMARY)
+        cluster.start(PRIMARY)
+        cluster.wait_for_log(PRIMARY, r"is empty, but it held 2 files", WATCH_LIMIT_S, after=mark)
+        cluster.wait_until_joined(timeout_s=JOIN_LIMIT_S)
+        time.sleep(2)
+        for node in SECONDARIES:
+            self.assertTrue((cluster.config_dir(node) / "dovecot.conf").exists(),
+                            cluster.explain(f"{node} lost its copy", [node]))
+        # Files coming back resume replication.
+        resumed_at = time.monotonic()
+        shutil.copytree(aside, cluster.config_dir(PRIMARY), dirs_exist_ok=True)
+        write_file(cluster.config_dir(PRIMARY) / "new.conf", b"x = 1\n")
+        self.wait_for_convergence(cluster, limit_s=CHANGE_LIMIT_S, since=resumed_at)
+
+
+class PrimaryExclusionsTest(ReplicationTestCase):
+    def test_primary_exclusions_keep_local_files(self):
+        """Files below a name the primary excludes stay on each secondary."""
+
+        def prepare(cluster):
+            cluster.set_option(PRIMARY, "replication", "exclude", '"Local Rules"')
+            write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = imap\n")
+            write_file(cluster.config_dir(PRIMARY) / "Local Rules/a.cf", b"primary only\n")
+            write_file(cluster.config_dir("mx2") / "Local Rules/mine.cf", b"mx2 only\n")
+
+        cluster = self.start_cluster(prepare=prepare)
+        cluster.wait_for("dovecot.conf on mx2", lambda: (cluster.config_dir("mx2") / "dovecot.conf").exists(),
+                         SYNC_LIMIT_S, nodes=["mx2"])
+        changed_at = time.monotonic()
+        write_file(cluster.config_dir(PRIMARY) / "dovecot.conf", b"protocols = pop3\n")
+        cluster.wait_for("change on mx2",
+                         lambda: (cluster.config_dir("mx2") / "dovecot.conf").read_bytes() == b"protocols = pop3\n",
+                         CHANGE_LIMIT_S, since=changed_at, nodes=["mx2"])
+        mine = cluster.config_dir("mx2") / "Local Rules/mine.cf"
+        self.assertTrue(mine.exists(), cluster.explain("mx2's file below an excluded name was deleted", ["mx2"]))
+        self.assertFalse((cluster.config_dir("mx2") / "Local Rules/a.cf").exists(),
+                         cluster.explain("an excluded file was replicated", ["mx2"]))
+        self.assertIsNone(cluster.find_log("mx2", r"Local Rules/mine\.cf"), cluster.explain("warned about mine.cf", ["mx2"]))
+
+
 class LeftoverTemporaryFilesTest(ReplicationTestCase):
     # A secondary killed in the middle of a transfer leaves .mc-tmp.* files
     # behind; the next start removes them. This test places such a file

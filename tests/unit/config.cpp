@@ -766,6 +766,8 @@ CAF_TEST(replication options are read) {
                                              "rescan-interval = 5min\n"
                                              "debounce = 0ms\n");
   text = with_section(text, "mail-changes", "queue-limit = 500\n");
+  // On the primary the configuration directory must exist.
+  fs::create_directory(dir / "mail conf");
   auto result = load(text);
   CAF_CHECK_EQUAL(result.error, "");
   CAF_REQUIRE(result.config);
@@ -777,6 +779,23 @@ CAF_TEST(replication options are read) {
   CAF_CHECK(config.rescan_interval == 300s);
   CAF_CHECK(config.debounce == 0ms);
   CAF_CHECK_EQUAL(config.mail_queue_limit, 500u);
+}
+
+CAF_TEST(missing config dir on the primary) {
+  auto text = with_replication(full_primary, "config-dir = \"no such dir\"\n");
+  auto result = load(text);
+  CAF_CHECK(!result.config);
+  CAF_CHECK(result.error.find("option 'replication.config-dir'") != std::string::npos);
+  CAF_CHECK(result.error.find("which does not exist") != std::string::npos);
+  CAF_CHECK(result.error.find("fix the path or create it") != std::string::npos);
+}
+
+CAF_TEST(empty exclusion list is the default) {
+  auto result = load(with_replication(full_primary, "exclude = \"\"\nexclude-suffix = \"\"\n"));
+  CAF_CHECK_EQUAL(result.error, "");
+  CAF_REQUIRE(result.config);
+  CAF_CHECK(result.config->exclude.empty());
+  CAF_CHECK(result.config->exclude_suffix.empty());
 }
 
 CAF_TEST(config dir resolves against config file) {
@@ -795,7 +814,9 @@ CAF_TEST(config dir resolves against config file) {
 }
 
 CAF_TEST(absolute config dir is kept) {
-  auto text = with_replication(full_primary, "config-dir = /etc/mail server/conf\n");
+  // A secondary creates a missing directory, so the path need not exist.
+  auto text = replace_line(minimal_secondary, "[storage]",
+                           "[replication]\nconfig-dir = /etc/mail server/conf\n\n[storage]");
   auto result = load(text);
   CAF_CHECK_EQUAL(result.error, "");
   CAF_REQUIRE(result.config);
@@ -836,7 +857,6 @@ CAF_TEST(invalid exclusion lists) {
     {"replication", "exclude = \"a, ,b\"", "replication.exclude", "a, ,b", "has an empty name"},
     {"replication", "exclude = \"a,\"", "replication.exclude", "a,", "has an empty name"},
     {"replication", "exclude = \",a\"", "replication.exclude", ",a", "has an empty name"},
-    {"replication", "exclude = \"\"", "replication.exclude", "", "has an empty name"},
     {"replication", "exclude = a/b", "replication.exclude", "a/b",
      "lists 'a/b', but only names of top-level"},
     {"replication", "exclude = \"Users, Spam/Old\"", "replication.exclude", "Users, Spam/Old",

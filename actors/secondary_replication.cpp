@@ -1,5 +1,7 @@
 #include "actors/secondary_replication.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -65,7 +67,7 @@ std::string applied_file(const node_context& context) {
 }
 
 bool same_entry(const file_entry& x, const file_entry& y) {
-  return x.size == y.size && x.mode == y.mode && x.sha256 == y.sha256;
+  return x.size == y.size && x.sha256 == y.sha256 && same_attributes(x, y);
 }
 
 // Replaces or inserts `updates` (sorted by path) in `list` in one pass.
@@ -264,13 +266,17 @@ void complete_job(self_ptr self) {
   {
     for (auto& path : diff.change_mode) {
       auto* entry = find_entry(st.target.files, path);
-      if (auto error = st.writer->set_mode(path, entry->mode); !error.empty()) {
+      if (auto error = st.writer->set_mode(path, entry->mode, local_uid(entry->owner),
+                                           local_gid(entry->group));
+          !error.empty()) {
         logger()->warn("{}", error);
         ++job.failed;
         continue;
       }
       auto updated = *find_entry(st.local, path);
       updated.mode = entry->mode;
+      updated.owner = entry->owner;
+      updated.group = entry->group;
       changed.push_back(updated);
     }
     for (auto& path : diff.remove) {
@@ -346,7 +352,8 @@ void on_reply(self_ptr self, uint64_t job_id, const std::vector<fetch_item>& ite
     }
     if (item.offset == 0) {
       st.writer->cancel_current();
-      auto error = st.writer->begin(item.path, entry->mode);
+      auto error =
+        st.writer->begin(item.path, entry->mode, local_uid(entry->owner), local_gid(entry->group));
       for (auto& [path, was_link] : st.writer->take_replaced()) {
         if (was_link) {
           // The path would have left the managed directory through the link.
@@ -540,6 +547,32 @@ void start_job(self_ptr self) {
   pump(self);
 }
 
+// Clears the owner or group of an entry that this node cannot apply, so
+// that it matches any: a name that does not exist here, or any owner when
+// this node does not run as root (it could not change owners).
+void adapt_owner(self_ptr self, file_entry& entry) {
+  auto& st = self->state;
+  if (::geteuid() != 0) {
+    entry.owner.clear();
+    entry.group.clear();
+    return;
+  }
+  if (!entry.owner.empty() && local_uid(entry.owner) < 0) {
+    if (st.unknown_names.insert("user " + entry.owner).second)
+      logger()->warn("user '{}' of '{}' on the primary does not exist on this node; files of "
+                     "that user keep the owner they get here",
+                     entry.owner, entry.path);
+    entry.owner.clear();
+  }
+  if (!entry.group.empty() && local_gid(entry.group) < 0) {
+    if (st.unknown_names.insert("group " + entry.group).second)
+      logger()->warn("group '{}' of '{}' on the primary does not exist on this node; files of "
+                     "that group keep the group they get here",
+                     entry.group, entry.path);
+    entry.group.clear();
+  }
+}
+
 // Keeps the entries of a signal that are safe to write here, and counts
 // and logs the rest. A change signal is applied to the list of its base
 // generation. Returns false if this node does not hold that generation.
@@ -584,6 +617,7 @@ bool accept_signal(self_ptr self, replication_signal signal) {
       }
       continue;
     }
+    adapt_owner(self, entry);
     safe.push_back(std::move(entry));
   }
   if (refused > max_path_warnings)

@@ -82,6 +82,8 @@ struct secondary_replication_state {
   /// Bytes the rolling rehash may read before the next tick's share.
   uint64_t rehash_credit = 0;
   uint64_t unsafe_refused = 0;
+  /// Users and groups of the primary unknown here, each logged once.
+  std::set<std::string> unknown_names;
   int64_t last_job_ms = -1;
   std::string error;
   /// Steady-clock times (ms) of the next retry (0 = none) and full rescan.

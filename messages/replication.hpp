@@ -26,7 +26,8 @@ namespace mc {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, file_entry& x) {
-  return f(caf::meta::type_name("file_entry"), x.path, x.size, x.mode, x.mtime_ns, x.sha256);
+  return f(caf::meta::type_name("file_entry"), x.path, x.size, x.mode, x.mtime_ns, x.sha256,
+           x.owner, x.group);
 }
 
 /// secondary service -> primary membership: "this is my <service> actor".

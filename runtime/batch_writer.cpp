@@ -125,7 +125,8 @@ void batch_writer::forget_folder(const std::string& relative) {
   }
 }
 
-std::string batch_writer::begin(const std::string& relative, uint32_t mode) {
+std::string batch_writer::begin(const std::string& relative, uint32_t mode, int64_t uid,
+                                int64_t gid) {
   if (current_fd_ >= 0)
     return "a file is still open in this batch";
   if (auto reason = check_relative_path(relative); !reason.empty())
@@ -139,6 +140,15 @@ std::string batch_writer::begin(const std::string& relative, uint32_t mode) {
                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (current_fd_ < 0)
     return "cannot create a temporary file for '" + relative + "': " + errno_text();
+  // Owner first: chown clears the set-user-ID and set-group-ID bits.
+  if ((uid >= 0 || gid >= 0) &&
+      ::fchown(current_fd_, static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+    auto error = "cannot give '" + relative + "' its owner and group: " + errno_text();
+    ::close(current_fd_);
+    current_fd_ = -1;
+    ::unlinkat(file.dir_fd, file.temporary.c_str(), 0);
+    return error;
+  }
   ::fchmod(current_fd_, mode & 07777);
   current_ = std::move(file);
   digest_ = std::make_unique<digest_state>();
@@ -292,7 +302,8 @@ std::string batch_writer::remove(const std::string& relative) {
   return {};
 }
 
-std::string batch_writer::set_mode(const std::string& relative, uint32_t mode) {
+std::string batch_writer::set_mode(const std::string& relative, uint32_t mode, int64_t uid,
+                                   int64_t gid) {
   if (auto reason = check_relative_path(relative); !reason.empty())
     return "unsafe path '" + relative + "': " + reason;
   int dir_fd = -1;
@@ -301,7 +312,10 @@ std::string batch_writer::set_mode(const std::string& relative, uint32_t mode) {
     return error;
   int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   std::string error;
-  if (fd < 0 || ::fchmod(fd, mode & 07777) != 0)
+  if (fd >= 0 && (uid >= 0 || gid >= 0) &&
+      ::fchown(fd, static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0)
+    error = "cannot change the owner of '" + relative + "': " + errno_text();
+  else if (fd < 0 || ::fchmod(fd, mode & 07777) != 0)
     error = "cannot change the mode of '" + relative + "': " + errno_text();
   if (fd >= 0)
     ::close(fd);

@@ -37,7 +37,8 @@ public:
 
   /// Starts a file at `relative` (checked with check_relative_path()),
   /// creating missing parent directories. Returns "" or the reason.
-  std::string begin(const std::string& relative, uint32_t mode);
+  /// The file gets `uid` and `gid` unless they are negative.
+  std::string begin(const std::string& relative, uint32_t mode, int64_t uid = -1, int64_t gid = -1);
 
   /// Appends to the file begun last. Returns "" or the reason (e.g. ENOSPC).
   std::string append(const char* data, size_t size);
@@ -60,9 +61,11 @@ public:
   /// of removals to make them durable.
   std::string remove(const std::string& relative);
 
-  /// Sets the permission bits of the file at `relative`, without following
-  /// symbolic links. Returns "" or the reason.
-  std::string set_mode(const std::string& relative, uint32_t mode);
+  /// Sets the permission bits of the file at `relative`, and its owner and
+  /// group unless `uid` or `gid` is negative, without following symbolic
+  /// links. Returns "" or the reason.
+  std::string set_mode(const std::string& relative, uint32_t mode, int64_t uid = -1,
+                       int64_t gid = -1);
 
   /// Syncs the data of every finished file, renames each over its target
   /// and syncs the directories. Returns "" or the reason; files renamed

@@ -1,6 +1,8 @@
 #include "runtime/file_list.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 
@@ -85,7 +88,45 @@ bool excluded(const exclusion_rules& rules, const fs::path& absolute, const std:
   return false;
 }
 
+// Returns the names of a file's owner and group, cached: a tree has few
+// owners, and the lookups may read /etc/passwd each time.
+void owner_names(uid_t uid, gid_t gid, std::string& owner, std::string& group) {
+  static std::mutex mutex;
+  static std::map<uid_t, std::string> users;
+  static std::map<gid_t, std::string> groups;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto user = users.find(uid);
+  if (user == users.end()) {
+    struct passwd entry {};
+    struct passwd* found = nullptr;
+    std::vector<char> buffer(16384);
+    std::string name = std::to_string(uid);
+    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) == 0 && found)
+      name = found->pw_name;
+    user = users.emplace(uid, name).first;
+  }
+  auto grp = groups.find(gid);
+  if (grp == groups.end()) {
+    struct group entry {};
+    struct group* found = nullptr;
+    std::vector<char> buffer(16384);
+    std::string name = std::to_string(gid);
+    if (::getgrgid_r(gid, &entry, buffer.data(), buffer.size(), &found) == 0 && found)
+      name = found->gr_name;
+    grp = groups.emplace(gid, name).first;
+  }
+  owner = user->second;
+  group = grp->second;
+}
+
 } // namespace
+
+bool same_attributes(const file_entry& x, const file_entry& y) {
+  auto same = [](const std::string& a, const std::string& b) {
+    return a.empty() || b.empty() || a == b;
+  };
+  return x.mode == y.mode && same(x.owner, y.owner) && same(x.group, y.group);
+}
 
 exclusion_rules default_exclusions() {
   exclusion_rules rules;
@@ -132,6 +173,7 @@ scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
     entry.path = relative;
     entry.size = static_cast<uint64_t>(info.st_size);
     entry.mode = info.st_mode & 07777;
+    owner_names(info.st_uid, info.st_gid, entry.owner, entry.group);
     entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
     auto old = known.find(relative);
     if (old != known.end() && old->second->size == entry.size &&
@@ -234,6 +276,7 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
     entry.path = relative;
     entry.size = static_cast<uint64_t>(info.st_size);
     entry.mode = info.st_mode & 07777;
+    owner_names(info.st_uid, info.st_gid, entry.owner, entry.group);
     entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
     auto same =
       std::find_if(old.begin(), old.end(), [&](const file_entry& x) { return x.path == relative; });
@@ -303,11 +346,12 @@ uint64_t total_bytes(const file_list& list) {
 std::string save_file_list(const std::string& file, uint64_t generation, const file_list& list) {
   // One line per file; the path goes last with its length in front, so any
   // byte (even a newline) in a name reads back unchanged.
-  std::string out = "mailcluster-file-list 1 " + std::to_string(generation) + "\n";
+  std::string out = "mailcluster-file-list 2 " + std::to_string(generation) + "\n";
+  auto field = [](const std::string& text) { return std::to_string(text.size()) + ":" + text; };
   for (auto& entry : list) {
     out += entry.sha256 + " " + std::to_string(entry.size) + " " + std::to_string(entry.mode) +
-           " " + std::to_string(entry.mtime_ns) + " " + std::to_string(entry.path.size()) + ":" +
-           entry.path + "\n";
+           " " + std::to_string(entry.mtime_ns) + " " + field(entry.owner) + " " +
+           field(entry.group) + " " + field(entry.path) + "\n";
   }
   return write_file_durably(file, out);
 }
@@ -330,19 +374,29 @@ std::string load_file_list(const std::string& file, uint64_t& generation, file_l
   };
   std::istringstream in(text);
   std::string magic, version;
-  if (!(in >> magic >> version >> generation) || magic != "mailcluster-file-list" || version != "1")
+  // Version 1 lists (without owner and group) still load.
+  if (!(in >> magic >> version >> generation) || magic != "mailcluster-file-list" ||
+      (version != "1" && version != "2"))
     return bad();
   in.get();
-  for (;;) {
-    file_entry entry;
+  // Reads " LENGTH:TEXT" (the leading space skipped by >>).
+  auto read_field = [&in](std::string& out) {
     size_t length = 0;
     char colon = 0;
+    if (!(in >> length >> colon) || colon != ':' || length > 65536)
+      return false;
+    out.resize(length);
+    return static_cast<bool>(in.read(out.data(), static_cast<std::streamsize>(length)));
+  };
+  for (;;) {
+    file_entry entry;
     if (!(in >> entry.sha256))
       break;
-    if (!(in >> entry.size >> entry.mode >> entry.mtime_ns >> length >> colon) || colon != ':')
+    if (!(in >> entry.size >> entry.mode >> entry.mtime_ns))
       return bad();
-    entry.path.resize(length);
-    if (!in.read(entry.path.data(), static_cast<std::streamsize>(length)) || in.get() != '\n')
+    if (version == "2" && (!read_field(entry.owner) || !read_field(entry.group)))
+      return bad();
+    if (!read_field(entry.path) || in.get() != '\n')
       return bad();
     list.push_back(std::move(entry));
   }
@@ -364,7 +418,7 @@ file_list_diff diff_file_lists(const file_list& local, const file_list& primary)
       auto& theirs = primary[j++];
       if (mine.sha256 != theirs.sha256 || mine.size != theirs.size)
         diff.fetch.push_back(theirs.path);
-      else if (mine.mode != theirs.mode)
+      else if (!same_attributes(mine, theirs))
         diff.change_mode.push_back(theirs.path);
     }
   }

@@ -22,7 +22,16 @@ struct file_entry {
   int64_t mtime_ns = 0;
   /// Lower-case hex SHA-256 of the content.
   std::string sha256;
+  /// Owner and group names (numeric ids where the name is unknown). Empty
+  /// on a secondary means "any": the name does not exist there, or the
+  /// node cannot change owners.
+  std::string owner;
+  std::string group;
 };
+
+/// True if the mode matches and the owner and group match or either side
+/// is empty ("any").
+bool same_attributes(const file_entry& x, const file_entry& y);
 
 /// Files of a scan, sorted by path.
 using file_list = std::vector<file_entry>;
@@ -101,7 +110,7 @@ std::string load_file_list(const std::string& file, uint64_t& generation, file_l
 struct file_list_diff {
   /// Paths whose content differs or that are missing locally.
   std::vector<std::string> fetch;
-  /// Paths whose content matches but whose mode differs.
+  /// Paths whose content matches but whose mode, owner or group differs.
   std::vector<std::string> change_mode;
   /// Local paths that the primary does not have.
   std::vector<std::string> remove;

@@ -1,12 +1,16 @@
 #include "runtime/replication_support.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include <boost/filesystem.hpp>
 
@@ -56,8 +60,8 @@ bool same_content(const file_list& x, const file_list& y) {
   if (x.size() != y.size())
     return false;
   for (size_t i = 0; i < x.size(); ++i)
-    if (x[i].path != y[i].path || x[i].size != y[i].size || x[i].mode != y[i].mode ||
-        x[i].sha256 != y[i].sha256)
+    if (x[i].path != y[i].path || x[i].size != y[i].size || x[i].sha256 != y[i].sha256 ||
+        !same_attributes(x[i], y[i]))
       return false;
   return true;
 }
@@ -134,6 +138,41 @@ std::string read_managed_file(const std::string& root, const std::string& relati
   out.resize(done);
   ::close(fd);
   return {};
+}
+
+namespace {
+
+bool all_digits(const std::string& text) {
+  return !text.empty() && text.size() < 10 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+} // namespace
+
+int64_t local_uid(const std::string& owner) {
+  if (owner.empty())
+    return -1;
+  if (all_digits(owner))
+    return std::stoll(owner);
+  struct passwd entry {};
+  struct passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getpwnam_r(owner.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found)
+    return found->pw_uid;
+  return -1;
+}
+
+int64_t local_gid(const std::string& group) {
+  if (group.empty())
+    return -1;
+  if (all_digits(group))
+    return std::stoll(group);
+  struct group entry {};
+  struct group* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (::getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found) == 0 && found)
+    return found->gr_gid;
+  return -1;
 }
 
 std::string ensure_directory(const std::string& dir) {

@@ -15,8 +15,9 @@ namespace mc {
 /// inside the managed directory.
 exclusion_rules node_exclusions(const node_config& config);
 
-/// True if both lists hold the same paths with the same size, mode and
-/// SHA-256 (modification times are not compared).
+/// True if both lists hold the same paths with the same size, SHA-256 and
+/// attributes (see same_attributes(); modification times are not
+/// compared).
 bool same_content(const file_list& x, const file_list& y);
 
 /// One line per file: mode (octal), size, modification time (ISO 8601)
@@ -31,6 +32,11 @@ std::string read_managed_file(const std::string& root, const std::string& relati
 /// Opens the file at `relative` below `root` for reading without following
 /// symbolic links. Returns the descriptor or -1 with errno set.
 int open_managed_file(const std::string& root, const std::string& relative);
+
+/// Returns the local user id of `owner` and group id of `group` (names, or
+/// numeric ids), or -1 for an empty or unknown name.
+int64_t local_uid(const std::string& owner);
+int64_t local_gid(const std::string& group);
 
 /// Creates `dir` and its parents if missing. Returns "" or the reason.
 std::string ensure_directory(const std::string& dir);

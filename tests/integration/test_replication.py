@@ -631,6 +631,33 @@ class PrimaryExclusionsTest(ReplicationTestCase):
         self.assertIsNone(cluster.find_log("mx2", r"Local Rules/mine\.cf"), cluster.explain("warned about mine.cf", ["mx2"]))
 
 
+class OwnerTest(ReplicationTestCase):
+    def test_owner_and_group_replicate(self):
+        """Files keep their owner and group by name, as dovecot's root:dovecot
+        0640 files need; a chgrp alone replicates too."""
+        import grp
+
+        def group_of(path):
+            return grp.getgrgid(os.stat(path).st_gid).gr_name
+
+        def prepare(cluster):
+            path = cluster.config_dir(PRIMARY) / "passwd.conf"
+            write_file(path, b"user:{PLAIN}secret\n", 0o640)
+            shutil.chown(path, user="root", group="mail")
+
+        cluster = self.start_cluster(prepare=prepare)
+        self.wait_for_convergence(cluster, limit_s=SYNC_LIMIT_S)
+        for node in SECONDARIES:
+            copy = cluster.config_dir(node) / "passwd.conf"
+            self.assertEqual(group_of(copy), "mail", cluster.explain(f"group on {node}", [node]))
+        changed_at = time.monotonic()
+        shutil.chown(cluster.config_dir(PRIMARY) / "passwd.conf", group="nogroup")
+        for node in SECONDARIES:
+            copy = cluster.config_dir(node) / "passwd.conf"
+            cluster.wait_for(f"group nogroup on {node}", lambda: group_of(copy) == "nogroup", CHANGE_LIMIT_S,
+                             since=changed_at, nodes=[node])
+
+
 class LeftoverTemporaryFilesTest(ReplicationTestCase):
     # A secondary killed in the middle of a transfer leaves .mc-tmp.* files
     # behind; the next start removes them. This test places such a file

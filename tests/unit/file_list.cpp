@@ -497,6 +497,42 @@ CAF_TEST(missing file list is generation zero) {
   CAF_CHECK(loaded.empty());
 }
 
+CAF_TEST(owner and group survive save and load) {
+  tree t;
+  file_list list{{"a b.conf", 5, 0640, 7, tls::sha256_hex("alpha"), "root", "mail users"}};
+  auto file = (t.root / "file-list").string();
+  CAF_REQUIRE_EQUAL(save_file_list(file, 4, list), "");
+  uint64_t generation = 0;
+  file_list loaded;
+  CAF_REQUIRE_EQUAL(load_file_list(file, generation, loaded), "");
+  CAF_REQUIRE_EQUAL(loaded.size(), 1u);
+  CAF_CHECK_EQUAL(loaded[0].owner, "root");
+  CAF_CHECK_EQUAL(loaded[0].group, "mail users");
+  CAF_CHECK_EQUAL(loaded[0].path, "a b.conf");
+}
+
+CAF_TEST(version 1 file list still loads) {
+  tree t;
+  auto hash = tls::sha256_hex("alpha");
+  t.write("file-list", "mailcluster-file-list 1 3\n" + hash + " 5 420 1 6:a.conf\n");
+  uint64_t generation = 0;
+  file_list loaded;
+  CAF_REQUIRE_EQUAL(load_file_list((t.root / "file-list").string(), generation, loaded), "");
+  CAF_CHECK_EQUAL(generation, 3u);
+  CAF_REQUIRE_EQUAL(loaded.size(), 1u);
+  CAF_CHECK_EQUAL(loaded[0].path, "a.conf");
+  CAF_CHECK(loaded[0].owner.empty());
+}
+
+CAF_TEST(owner difference is an attribute change) {
+  file_list local{{"a", 1, 0644, 0, "h1", "root", "root"}, {"b", 1, 0644, 0, "h2", "", ""}};
+  file_list primary{{"a", 1, 0644, 0, "h1", "root", "mail"}, {"b", 1, 0644, 0, "h2", "x", "y"}};
+  auto diff = diff_file_lists(local, primary);
+  CAF_CHECK(diff.fetch.empty());
+  // An empty owner or group matches any.
+  CAF_CHECK_EQUAL(diff.change_mode, std::vector<std::string>{"a"});
+}
+
 CAF_TEST(damaged file list is reported) {
   tree t;
   auto hash = tls::sha256_hex("alpha");
@@ -504,7 +540,7 @@ CAF_TEST(damaged file list is reported) {
   std::vector<std::pair<std::string, std::string>> cases = {
     {"empty file", ""},
     {"wrong magic", "some-other-file 1 3\n"},
-    {"unknown version", "mailcluster-file-list 2 3\n"},
+    {"unknown version", "mailcluster-file-list 3 3\n"},
     {"generation not a number", "mailcluster-file-list 1 three\n"},
     {"path shorter than its length",
      "mailcluster-file-list 1 3\n" + good_line + hash + " 5 420 1 60:b.conf\n"},

@@ -32,6 +32,7 @@ using self_ptr = caf::stateful_actor<primary_replication_state>*;
 /// Largest range one fetch_item may ask for, and all items of one request.
 constexpr uint32_t max_item_bytes = 4 * 1024 * 1024;
 constexpr uint64_t max_request_bytes = 16 * 1024 * 1024;
+constexpr size_t max_items_per_request = 4096;
 /// Period of the ticker that drives the rescan timer (see actors/ticker.hpp
 /// for why this detached actor does not use delayed_send).
 constexpr auto tick_interval = std::chrono::milliseconds(250);
@@ -572,6 +573,13 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
       if (!known)
         return caf::make_error(caf::sec::request_receiver_down,
                                "fetch_request from an actor that is not a joined secondary");
+      // Secondaries ask for at most 512 ranges at a time; a larger request
+      // would only make this node build a huge reply.
+      if (request.items.size() > max_items_per_request) {
+        logger()->warn("refused a fetch of {} ranges (more than {})", request.items.size(),
+                       max_items_per_request);
+        return caf::make_error(caf::sec::invalid_argument, "too many ranges in one fetch_request");
+      }
       return serve(self, request);
     },
     [=](const replication_report& report) {

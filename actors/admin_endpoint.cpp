@@ -17,6 +17,8 @@ namespace mc {
 
 namespace {
 
+constexpr auto replication_status_timeout = std::chrono::milliseconds(500);
+
 auto logger() {
   return log::get(log::admin);
 }
@@ -79,9 +81,19 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
               promise.deliver(std::move(status));
               return;
             }
-            self->request(replication, timeout, fill_status_atom::value, status)
+            // The replication actor blocks while it scans, hashes or syncs;
+            // status then answers without its fields instead of timing out.
+            self->request(replication, replication_status_timeout, fill_status_atom::value, status)
               .then([=](node_status& full) mutable { promise.deliver(std::move(full)); },
-                    [=](caf::error&) mutable { promise.deliver(status); });
+                    [=](caf::error&) mutable {
+                      auto partial = status;
+                      partial.replication.known = true;
+                      partial.replication.state = "busy";
+                      partial.replication.error =
+                        "the replication service did not answer within 500 ms (scanning, "
+                        "hashing or syncing); try again";
+                      promise.deliver(std::move(partial));
+                    });
           },
           [=](caf::error& err) mutable { promise.deliver(std::move(err)); });
       return promise;

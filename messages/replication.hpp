@@ -179,7 +179,9 @@ struct replication_status {
   uint64_t bytes = 0;
   /// Paths from a peer that were refused as unsafe, since the node started.
   uint64_t unsafe_paths_refused = 0;
-  /// "idle", "syncing", "waiting" (for the primary) or "error".
+  /// "idle", "syncing", "waiting" (for the primary), "error", or "busy"
+  /// (set by the admin endpoint when the replication actor did not answer
+  /// in time).
   std::string state;
   /// Last error, e.g. a full disk; empty if none.
   std::string error;

@@ -147,8 +147,10 @@ std::string parse_publish_args(const std::vector<std::string>& args, mail_change
 }
 
 std::string check_mail_change_args(const std::vector<std::string>& args) {
-  if (args.empty() || (args[0] != "publish" && args[0] != "watch"))
+  if (args.empty())
     return "mail-change needs 'publish' or 'watch'";
+  if (args[0] != "publish" && args[0] != "watch")
+    return "unknown mail-change command " + quoted(args[0]) + "; use 'publish' or 'watch'";
   if (args[0] == "watch") {
     if (args.size() > 1)
       return "mail-change watch takes no arguments but --json; got " + quoted(args[1]);

@@ -81,8 +81,8 @@ caf::behavior admin_endpoint(caf::event_based_actor* self, node_context_ptr cont
               promise.deliver(std::move(status));
               return;
             }
-            // The replication actor blocks while it scans, hashes or syncs;
-            // status then answers without its fields instead of timing out.
+            // The replication actor blocks while it scans, hashes or syncs,
+            // so status then replies without its fields instead of timing out.
             self->request(replication, replication_status_timeout, fill_status_atom::value, status)
               .then([=](node_status& full) mutable { promise.deliver(std::move(full)); },
                     [=](caf::error&) mutable {

@@ -33,29 +33,11 @@ using self_ptr = caf::stateful_actor<primary_replication_state>*;
 constexpr uint32_t max_item_bytes = 4 * 1024 * 1024;
 constexpr uint64_t max_request_bytes = 16 * 1024 * 1024;
 constexpr size_t max_items_per_request = 4096;
-/// Period of the ticker that drives the rescan timer (see actors/ticker.hpp
-/// for why this detached actor does not use delayed_send).
-constexpr auto tick_interval = std::chrono::milliseconds(250);
 /// Generations whose build time is kept for the lag in status.
 constexpr size_t kept_build_times = 1000;
 
 auto logger() {
   return log::get(log::replication);
-}
-
-// Adds one tick's share of the tree's bytes to the rolling rehash's
-// credit, so that every byte is read once per rescan interval (4 KiB per
-// file at least). The credit is capped at one interval's worth.
-void credit_rehash(uint64_t& credit, uint64_t tree_bytes, int64_t interval_ms) {
-  auto per_tick =
-    tree_bytes * static_cast<uint64_t>(tick_interval.count()) / static_cast<uint64_t>(interval_ms);
-  credit = std::min(credit + std::max<uint64_t>(per_tick, 64 * 1024), tree_bytes + 64 * 1024);
-}
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
 }
 
 std::string list_file(const node_context& context) {
@@ -238,7 +220,7 @@ void rebuild(self_ptr self, const std::vector<std::string>& dirty) {
 void rehash_some(self_ptr self) {
   auto& st = self->state;
   auto interval = std::max<int64_t>(st.context->config.rescan_interval.count(), 1);
-  credit_rehash(st.rehash_credit, total_bytes(st.files), interval);
+  add_rehash_credit(st.rehash_credit, total_bytes(st.files), interval);
   auto changed = rehash_slice(st.root, st.files, st.rehash_cursor, st.rehash_credit);
   if (changed.empty())
     return;
@@ -499,7 +481,7 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
                    "the periodic rescan; raise fs.inotify.max_user_watches",
                    n, st.root);
   // A secondary that goes offline or is removed keeps its connection for a
-  // while; it must get no further signals until it says hello again.
+  // while, and it must get no further signals until its next hello.
   self->join(membership_events(self->system()));
   self->set_down_handler([=](caf::down_msg& msg) {
     for (auto& [node, replica] : self->state.replicas)
@@ -518,7 +500,7 @@ caf::behavior primary_replication(caf::stateful_actor<primary_replication_state>
           add_replica(self, peer);
       });
   st.next_rescan_ms = steady_ms() + context->config.rescan_interval.count();
-  self->spawn(ticker, self->address(), caf::timespan{tick_interval});
+  self->spawn(ticker, self->address(), caf::timespan{replication_tick});
   return {
     [=](dirty_atom, const std::vector<std::string>& paths) { rebuild(self, paths); },
     [=](tick_atom) {

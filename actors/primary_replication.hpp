@@ -1,10 +1,12 @@
 // Replication actor of the primary. It keeps the file list of the managed
-// configuration directory current (inotify with a debounce, plus a periodic
-// full rescan), numbers each change with a generation that survives
-// restarts, signals every secondary that said hello, serves their
-// fetch_requests, and collects their reports for status. It also runs the
-// `config` admin commands. The supervisor spawns it as a detached actor,
-// because scanning and reading files block.
+// configuration directory current, with inotify plus a debounce and a
+// periodic rescan, and numbers each change with a generation that survives
+// restarts.
+//
+// It signals every secondary that sent a hello, serves their
+// fetch_requests, collects their reports for status, and runs the `config`
+// admin commands. The supervisor spawns it as a detached actor, because
+// scanning and reading files block.
 #pragma once
 
 #include <map>
@@ -25,7 +27,7 @@
 
 namespace mc {
 
-/// A secondary as the primary's replication actor sees it.
+/// A secondary in the primary's replication table.
 struct replica_entry {
   caf::actor handle;
   /// Last report of the secondary.

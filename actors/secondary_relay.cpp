@@ -12,6 +12,7 @@
 #include "runtime/actor_guard.hpp"
 #include "runtime/describe_error.hpp"
 #include "runtime/logging.hpp"
+#include "runtime/replication_support.hpp"
 
 namespace mc {
 
@@ -162,12 +163,7 @@ void on_primary_ready(self_ptr self, const mail_relay_ready_msg& ready) {
   auto sender = caf::actor_cast<caf::actor>(self->current_sender());
   if (!sender)
     return;
-  if (st.primary != sender) {
-    if (st.primary)
-      self->demonitor(st.primary);
-    st.primary = sender;
-    self->monitor(sender);
-  }
+  follow_peer(self, st.primary, sender);
   st.primary_node = ready.primary_node;
   ++st.connection;
   st.sending = false;

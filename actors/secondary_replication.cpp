@@ -22,8 +22,8 @@ namespace {
 
 using self_ptr = caf::stateful_actor<secondary_replication_state>*;
 
-/// Bytes one fetch_request asks for, and requests in flight. Together they
-/// bound the memory a transfer needs (a 100 MB file moves 1 MiB at a time).
+/// Bytes requested by one fetch_request, and requests in flight. Together
+/// they bound the memory of a transfer: a 100 MB file moves 1 MiB at a time.
 constexpr uint64_t request_bytes = 1024 * 1024;
 constexpr int window = 4;
 constexpr size_t max_items_per_request = 512;
@@ -35,31 +35,13 @@ constexpr int64_t commit_interval_ms = 1000;
 constexpr int64_t progress_log_ms = 2000;
 constexpr int64_t report_ms = 1000;
 constexpr auto retry_delay = std::chrono::seconds(2);
-/// A fetch without an answer for this long counts as failed.
+/// A fetch without a reply for this long counts as failed.
 constexpr int64_t fetch_timeout_ms = 15000;
-/// Period of the ticker that drives the timers (see actors/ticker.hpp for
-/// why this detached actor does not use delayed_send).
-constexpr auto tick_interval = std::chrono::milliseconds(250);
 /// Warnings about one kind of refused or overwritten path, per signal.
 constexpr size_t max_path_warnings = 20;
 
 auto logger() {
   return log::get(log::replication);
-}
-
-// Adds one tick's share of the tree's bytes to the rolling rehash's
-// credit, so that every byte is read once per rescan interval (4 KiB per
-// file at least). The credit is capped at one interval's worth.
-void credit_rehash(uint64_t& credit, uint64_t tree_bytes, int64_t interval_ms) {
-  auto per_tick =
-    tree_bytes * static_cast<uint64_t>(tick_interval.count()) / static_cast<uint64_t>(interval_ms);
-  credit = std::min(credit + std::max<uint64_t>(per_tick, 64 * 1024), tree_bytes + 64 * 1024);
-}
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
 }
 
 std::string applied_file(const node_context& context) {
@@ -451,8 +433,8 @@ void pump(self_ptr self) {
     auto job_id = reinterpret_cast<uint64_t>(st.job.get());
     auto items = request.items;
     job.last_reply_ms = steady_ms();
-    // No CAF timeout here (see actors/ticker.hpp): the tick checks for
-    // answers that take too long, and a lost primary gives a down_msg.
+    // No CAF timeout here (see actors/ticker.hpp). The tick checks for
+    // replies that take too long, and a lost primary gives a down_msg.
     self->request(st.primary, caf::infinite, std::move(request))
       .then([=](fetch_reply& reply) { on_reply(self, job_id, items, reply); },
             [=](caf::error& err) {
@@ -548,8 +530,8 @@ void start_job(self_ptr self) {
 }
 
 // Clears the owner or group of an entry that this node cannot apply, so
-// that it matches any: a name that does not exist here, or any owner when
-// this node does not run as root (it could not change owners).
+// that it matches any owner. That is a name unknown here, or any name when
+// this node does not run as root and so cannot change owners.
 void adapt_owner(self_ptr self, file_entry& entry) {
   auto& st = self->state;
   if (::geteuid() != 0) {
@@ -676,7 +658,7 @@ void on_tick(self_ptr self) {
     // A slice of the local files is read again on each tick; see
     // rehash_slice().
     auto interval = std::max<int64_t>(st.context->config.rescan_interval.count(), 1);
-    credit_rehash(st.rehash_credit, total_bytes(st.local), interval);
+    add_rehash_credit(st.rehash_credit, total_bytes(st.local), interval);
     auto changed = rehash_slice(st.root, st.local, st.rehash_cursor, st.rehash_credit);
     if (!changed.empty()) {
       std::set<std::string> paths(changed.begin(), changed.end());
@@ -773,7 +755,7 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
   });
   say_hello(self);
   st.next_rescan_ms = steady_ms() + context->config.rescan_interval.count();
-  self->spawn(ticker, self->address(), caf::timespan{tick_interval});
+  self->spawn(ticker, self->address(), caf::timespan{replication_tick});
   return {
     [=](const peer_event_msg& event) {
       if (event.role == "primary" && event.online)
@@ -784,12 +766,7 @@ caf::behavior secondary_replication(caf::stateful_actor<secondary_replication_st
       auto sender = caf::actor_cast<caf::actor>(self->current_sender());
       if (!sender)
         return;
-      if (st.primary != sender) {
-        if (st.primary)
-          self->demonitor(st.primary);
-        st.primary = sender;
-        self->monitor(sender);
-      }
+      follow_peer(self, st.primary, sender);
       st.primary_node = signal.primary_node;
       if (signal.base_generation == 0)
         logger()->info("Replication Signal from: {} generation={} files={}", signal.primary_node,

@@ -38,7 +38,7 @@ struct replication_job {
   std::vector<file_entry> fetch;
   size_t next_file = 0;
   uint64_t next_offset = 0;
-  /// Fetch requests sent and not answered yet.
+  /// Fetch requests sent and without a reply yet.
   int in_flight = 0;
   /// Finished files not committed yet, and their bytes.
   std::vector<file_entry> uncommitted;
@@ -55,7 +55,7 @@ struct replication_job {
   int64_t started_ms = 0;
   int64_t last_progress_ms = 0;
   int64_t last_report_ms = 0;
-  /// When the last fetch was sent or answered.
+  /// Time the last fetch was sent or got its reply.
   int64_t last_reply_ms = 0;
 };
 
@@ -63,7 +63,7 @@ struct secondary_replication_state {
   node_context_ptr context;
   std::string root;
   exclusion_rules rules;
-  /// What is on disk, as of the last scan or write.
+  /// Files on disk, as of the last scan or write.
   file_list local;
   /// The primary's list of the last applied generation.
   file_list applied;

@@ -73,10 +73,10 @@ struct replication_signal {
   uint64_t generation = 0;
   /// Wall-clock time the list was built, milliseconds since the epoch.
   int64_t built_ms = 0;
-  /// 0: `files` is the whole list. Otherwise `files` holds the entries
-  /// added or changed since generation `base_generation`, and `removed`
-  /// the paths dropped since then; a secondary that does not hold that
-  /// generation answers with a full_list_request.
+  /// Generation the change list is based on. With 0, `files` is the whole
+  /// list. Otherwise `files` contains the entries added or changed since
+  /// `base_generation` and `removed` the paths dropped since then. A
+  /// secondary without that generation replies with a full_list_request.
   uint64_t base_generation = 0;
   file_list files;
   std::vector<std::string> removed;
@@ -128,8 +128,8 @@ typename Inspector::result_type inspect(Inspector& f, fetch_item& x) {
   return f(caf::meta::type_name("fetch_item"), x.path, x.offset, x.length);
 }
 
-/// secondary -> primary replication: send these ranges. Answered with a
-/// fetch_reply holding one chunk per item, in the same order.
+/// secondary -> primary replication: a request for these ranges. The reply
+/// is a fetch_reply with one chunk per item, in the same order.
 struct fetch_request {
   uint64_t generation = 0;
   std::vector<fetch_item> items;
@@ -144,7 +144,7 @@ struct file_chunk {
   std::string path;
   uint64_t offset = 0;
   std::string data;
-  /// Why the range could not be read (file gone, unreadable); empty if ok.
+  /// Reason the range could not be read (file gone, unreadable), or empty.
   std::string error;
 };
 
@@ -166,7 +166,7 @@ typename Inspector::result_type inspect(Inspector& f, fetch_reply& x) {
 struct replication_status {
   /// Primary: current generation. Secondary: last applied generation.
   uint64_t applied_generation = 0;
-  /// Newest generation of the primary that the node knows of.
+  /// Newest generation of the primary that reached the node.
   uint64_t primary_generation = 0;
   /// Generations behind the primary, and for how long, in milliseconds
   /// (0 when current).
@@ -180,7 +180,7 @@ struct replication_status {
   /// Paths from a peer that were refused as unsafe, since the node started.
   uint64_t unsafe_paths_refused = 0;
   /// "idle", "syncing", "waiting" (for the primary), "error", or "busy"
-  /// (set by the admin endpoint when the replication actor did not answer
+  /// (set by the admin endpoint when the replication actor did not reply
   /// in time).
   std::string state;
   /// Last error, e.g. a full disk; empty if none.

@@ -290,8 +290,8 @@ std::string batch_writer::remove(const std::string& relative) {
     return errno == ENOENT ? std::string{} : error;
   if (::unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT)
     return "cannot remove '" + relative + "': " + errno_text();
-  // Drop parent folders that are empty now; rmdir fails on the first one
-  // that still holds something, which ends the walk.
+  // Drop parent folders that are empty now. rmdir fails on the first one
+  // that still contains something, which ends the walk.
   auto parent = relative;
   for (auto slash = parent.rfind('/'); slash != std::string::npos; slash = parent.rfind('/')) {
     parent.resize(slash);

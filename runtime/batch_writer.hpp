@@ -72,7 +72,7 @@ public:
   /// before a failure stay renamed, the rest are removed.
   std::string commit();
 
-  /// Returns and forgets the paths where begin() found a symbolic link
+  /// Returns and clears the paths where begin() found a symbolic link
   /// (true) or a file (false) in place of a folder and replaced it by a
   /// folder. Nothing is ever written through such a link.
   std::vector<std::pair<std::string, bool>> take_replaced();

@@ -89,8 +89,8 @@ size_t remove_temporary_files(const std::string& root);
 /// `credit` and advances `cursor`. Returns the paths whose content no
 /// longer matches their SHA-256 although size and modification time do.
 /// Called on every tick with credit added in proportion to the tree's
-/// size, this reads every file once per rescan interval without reading
-/// the whole tree at once; a file larger than one tick's credit waits until
+/// size, it reads every file once per rescan interval without reading the
+/// whole tree at once. A file larger than one tick's credit waits until
 /// enough credit has built up.
 std::vector<std::string> rehash_slice(const std::string& root, const file_list& list,
                                       size_t& cursor, uint64_t& credit);

@@ -14,6 +14,8 @@
 
 #include <boost/filesystem.hpp>
 
+#include "caf/scheduled_actor.hpp"
+
 #include "runtime/node_context.hpp"
 
 namespace mc {
@@ -148,6 +150,30 @@ bool all_digits(const std::string& text) {
 }
 
 } // namespace
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+void add_rehash_credit(uint64_t& credit, uint64_t tree_bytes, int64_t interval_ms) {
+  // At least 64 KiB per tick, so a tiny tree still moves along.
+  constexpr uint64_t min_share = 64 * 1024;
+  auto share = tree_bytes * static_cast<uint64_t>(replication_tick.count()) /
+               static_cast<uint64_t>(std::max<int64_t>(interval_ms, 1));
+  credit = std::min(credit + std::max(share, min_share), tree_bytes + min_share);
+}
+
+void follow_peer(caf::scheduled_actor* self, caf::actor& current, const caf::actor& next) {
+  if (current == next)
+    return;
+  if (current)
+    self->demonitor(current);
+  current = next;
+  if (current)
+    self->monitor(current);
+}
 
 int64_t local_uid(const std::string& owner) {
   if (owner.empty())

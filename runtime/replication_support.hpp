@@ -3,7 +3,12 @@
 // reading one file of the managed directory without following links.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
+
+#include "caf/actor.hpp"
+#include "caf/fwd.hpp"
 
 #include "runtime/config.hpp"
 #include "runtime/file_list.hpp"
@@ -32,6 +37,23 @@ std::string read_managed_file(const std::string& root, const std::string& relati
 /// Opens the file at `relative` below `root` for reading without following
 /// symbolic links. Returns the descriptor or -1 with errno set.
 int open_managed_file(const std::string& root, const std::string& relative);
+
+/// Period of the ticker that drives the timers of both replication actors
+/// (see actors/ticker.hpp for why these detached actors use no
+/// delayed_send).
+constexpr std::chrono::milliseconds replication_tick{250};
+
+/// Returns the steady clock in milliseconds.
+int64_t steady_ms();
+
+/// Adds one tick's share of the tree's bytes to the rolling rehash's
+/// credit (see rehash_slice()), so that every byte is read once per
+/// rescan interval. The credit is capped at one interval's worth.
+void add_rehash_credit(uint64_t& credit, uint64_t tree_bytes, int64_t interval_ms);
+
+/// Makes `next` the peer in `current`: stops monitoring the old one and
+/// monitors the new one. Does nothing if they are the same actor.
+void follow_peer(caf::scheduled_actor* self, caf::actor& current, const caf::actor& next);
 
 /// Returns the local user id of `owner` and group id of `group` (names, or
 /// numeric ids), or -1 for an empty or unknown name.

@@ -4,11 +4,11 @@
 // check that a secondary refuses, logs and counts such paths and writes
 // nothing outside its configuration directory.
 //
-// The list holds, besides one good file "good.txt" (content "good\n"):
-//   ../escape.txt, /tmp/absolute.txt, a/../../up.txt, "nul\0byte.txt",
-//   a 300-byte name, "Users/excluded.txt" (a shared folder), an entry with
-//   a malformed hash, and "link/inside.txt", which is lexically safe but
-//   leaves the directory if the secondary has a symbolic link "link".
+// Besides one good file "good.txt" (content "good\n"), the list contains
+// ../escape.txt, /tmp/absolute.txt, a/../../up.txt, "nul\0byte.txt", a
+// 300-byte name, "Users/excluded.txt" (a shared folder) and an entry with a
+// malformed hash. It also lists "link/inside.txt", which is lexically safe
+// but leaves the directory if the secondary has a symbolic link "link".
 #include <string>
 
 #include "caf/all.hpp"

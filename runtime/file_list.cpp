@@ -119,6 +119,17 @@ void owner_names(uid_t uid, gid_t gid, std::string& owner, std::string& group) {
   group = grp->second;
 }
 
+// Returns the list entry for a stat'ed regular file, without its hash.
+file_entry entry_from_stat(const std::string& relative, const struct stat& info) {
+  file_entry entry;
+  entry.path = relative;
+  entry.size = static_cast<uint64_t>(info.st_size);
+  entry.mode = info.st_mode & 07777;
+  owner_names(info.st_uid, info.st_gid, entry.owner, entry.group);
+  entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+  return entry;
+}
+
 } // namespace
 
 bool same_attributes(const file_entry& x, const file_entry& y) {
@@ -169,12 +180,7 @@ scan_result scan_tree(const std::string& root, const exclusion_rules& rules,
     }
     if (!S_ISREG(info.st_mode))
       continue;
-    file_entry entry;
-    entry.path = relative;
-    entry.size = static_cast<uint64_t>(info.st_size);
-    entry.mode = info.st_mode & 07777;
-    owner_names(info.st_uid, info.st_gid, entry.owner, entry.group);
-    entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+    auto entry = entry_from_stat(relative, info);
     auto old = known.find(relative);
     if (old != known.end() && old->second->size == entry.size &&
         old->second->mtime_ns == entry.mtime_ns && !old->second->sha256.empty()) {
@@ -272,12 +278,7 @@ std::vector<std::string> rescan_paths(const std::string& root, const exclusion_r
     }
     if (!S_ISREG(info.st_mode))
       continue;
-    file_entry entry;
-    entry.path = relative;
-    entry.size = static_cast<uint64_t>(info.st_size);
-    entry.mode = info.st_mode & 07777;
-    owner_names(info.st_uid, info.st_gid, entry.owner, entry.group);
-    entry.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec;
+    auto entry = entry_from_stat(relative, info);
     auto same =
       std::find_if(old.begin(), old.end(), [&](const file_entry& x) { return x.path == relative; });
     if (same != old.end() && same->size == entry.size && same->mtime_ns == entry.mtime_ns &&
@@ -310,9 +311,23 @@ std::vector<std::string> rehash_slice(const std::string& root, const file_list& 
       break;
     credit -= cost;
     ++cursor;
+    // Only files whose size and mtime still match are this function's
+    // business. Any other change (a file being written right now) is left
+    // to inotify and the stat-based rescan, which wait for the write to end.
+    auto path = (fs::path(root) / entry.path).string();
+    struct stat info {};
+    if (::lstat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode))
+      continue;
+    auto now = entry_from_stat(entry.path, info);
+    if (now.size != entry.size || now.mtime_ns != entry.mtime_ns)
+      continue;
     std::string hex;
     // A file that cannot be read now is left to the next stat-based rescan.
-    if (hash_file((fs::path(root) / entry.path).string(), hex).empty() && hex != entry.sha256)
+    if (!hash_file(path, hex).empty() || hex == entry.sha256)
+      continue;
+    // A write that began while the file was read is not a hidden edit.
+    if (::lstat(path.c_str(), &info) == 0 &&
+        entry_from_stat(entry.path, info).mtime_ns == now.mtime_ns)
       changed.push_back(entry.path);
   }
   return changed;
